@@ -1,0 +1,10 @@
+"""gdsim: a desktop simulator that makes gradient descent visible."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("gdsim")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""Scenario: the whole experiment as data (filled in by the core issue)."""
