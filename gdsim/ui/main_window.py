@@ -1,0 +1,1028 @@
+"""The main window: docks, menus, toolbar and status bar; it wires panels, model, worker, views.
+
+Data flow (DESIGN.md): a panel edit goes into the Document (with undo); the Document's signals
+reach the worker as messages and the views as redraws. The worker's packets are kept as the
+latest frame plus grown trails, and a 60 Hz timer draws them, so a fast simulation never floods
+the event loop and a slow renderer never slows the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from gdsim import __version__
+from gdsim._atomic import atomic_write
+from gdsim.engine import optimizers
+from gdsim.engine.simulation import RunSpec, Status, StopRules
+from gdsim.export.data import format_for, write_trajectories
+from gdsim.resources import resource
+from gdsim.scenario import Scenario, ScenarioError
+from gdsim.ui.document import Document
+from gdsim.ui.panels.playback import PlaybackPanel
+from gdsim.ui.panels.runs import RunsPanel
+from gdsim.ui.panels.surface import SurfacePanel
+from gdsim.ui.trails import TrailStore
+from gdsim.ui.views.contour_2d import Contour2DView
+from gdsim.ui.views.loss_plot import LossPlot
+from gdsim.ui.views.surface_3d import Surface3DView
+from gdsim.ui.worker import FramePacket, SimulationWorker
+
+REDRAW_HZ = 60
+MAX_RECENT = 8
+EXPORT_SIZES = {
+    "Window size": None,
+    "2x window": 2,
+    "1920 x 1080 (Full HD)": (1920, 1080),
+    "3840 x 2160 (4K)": (3840, 2160),
+}
+HELP_TEXT = """<h3>gdsim: gradient descent, made visible</h3>
+<p>Each ball is one run of an optimizer on the loss surface f(x, y). Its update is exactly
+what <code>torch.optim</code> computes: for plain gradient descent
+<b>W<sub>1</sub> = W<sub>0</sub> − lr · ∇f(W<sub>0</sub>)</b>.</p>
+<ul>
+<li><b>Space</b> play / pause, <b>→</b> one step, <b>R</b> reset</li>
+<li><b>Ctrl+O</b> open, <b>Ctrl+S</b> save, <b>Ctrl+E</b> export image, <b>Ctrl+Z</b> undo</li>
+<li>Contour map: click moves the selected run's start, drag a start marker,
+<b>Shift+click</b> adds a ball.</li>
+<li>3-D view: drag to orbit, wheel to zoom, middle-drag to pan.</li>
+</ul>
+<p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
+the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
+<p>Try: raise the learning rate on <i>bowl</i> until the ball jumps over the minimum; compare
+plain GD and momentum in the <i>ravine</i>; watch plain GD stop in the shallow well of
+<i>two-wells</i> while momentum rolls on.</p>"""
+
+
+def default_scenario_path() -> Path:
+    return Path(str(resource("scenarios", "default.json")))
+
+
+class ReadoutTable(QTableWidget):
+    """Per run: step, position, loss, gradient norm, learning rate and status."""
+
+    COLUMNS = ("run", "step", "x", "y", "loss", "|∇f|", "lr", "status")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(self.COLUMNS), parent)
+        self.setObjectName("readouts")
+        self.setHorizontalHeaderLabels(self.COLUMNS)
+        self.verticalHeader().hide()
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.horizontalHeader().setStretchLastSection(True)
+
+    def show_packet(self, labels: list[str], colors: list[str], packet: FramePacket) -> None:
+        f = packet.frame
+        n = len(labels)
+        if self.rowCount() != n:
+            self.setRowCount(n)
+        for i in range(n):
+            status = f.status[i]
+            if status is Status.DIVERGED:
+                text = f"diverged at step {int(f.stopped_at[i])}"
+            elif status is Status.CONVERGED:
+                reason = f.reasons[i] or ""
+                text = (
+                    f"stopped: budget ({int(f.stopped_at[i])})"
+                    if reason == "max_steps"
+                    else f"converged at step {int(f.stopped_at[i])}"
+                )
+            else:
+                text = "running" if packet.playing else "ready"
+            values = (
+                labels[i],
+                str(int(f.step[i])),
+                f"{f.positions[i, 0]:.6g}",
+                f"{f.positions[i, 1]:.6g}",
+                f"{f.losses[i]:.6g}",
+                f"{math.hypot(*f.gradients[i]):.3g}",
+                f"{f.lrs[i]:.3g}",
+                text,
+            )
+            for j, value in enumerate(values):
+                item = self.item(i, j)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.setItem(i, j, item)
+                if item.text() != value:
+                    item.setText(value)
+            self.item(i, 0).setForeground(Qt.GlobalColor.black)
+            self.item(i, 0).setBackground(_qcolor(colors[i]))
+            self.item(i, 7).setForeground(
+                Qt.GlobalColor.red if status is Status.DIVERGED else Qt.GlobalColor.black
+            )
+
+
+def render_view(view: QWidget, width: int, height: int) -> QImage:
+    """The view drawn at width x height: the 3-D view renders offscreen through GL, a plot
+    is exported by pyqtgraph (so lines stay crisp at 4K instead of being upscaled pixels)."""
+    if hasattr(view, "render_image"):
+        return view.render_image(width, height)
+    from pyqtgraph.exporters import ImageExporter
+
+    exporter = ImageExporter(view.getPlotItem())
+    exporter.parameters()["width"] = width
+    exporter.parameters()["height"] = height
+    image = exporter.export(toBytes=True)
+    return image if isinstance(image, QImage) else QImage()
+
+
+def _qcolor(hex_color: str):
+    from PySide6.QtGui import QColor
+
+    c = QColor(hex_color)
+    c.setAlpha(110)
+    return c
+
+
+class SwarmDialog(QDialog):
+    """N balls at random starts with one optimizer: a picture of the basins of attraction."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Swarm")
+        form = QFormLayout(self)
+        self.count = QSpinBox()
+        self.count.setRange(2, 200)
+        self.count.setValue(20)
+        self.count.setToolTip("How many balls to drop")
+        self.optimizer = QComboBox()
+        for name in optimizers.names():
+            self.optimizer.addItem(optimizers.info(name).display_name, name)
+        self.optimizer.setCurrentIndex(self.optimizer.findData("sgd"))
+        form.addRow("balls", self.count)
+        form.addRow("optimizer", self.optimizer)
+        form.addRow(QLabel("Starts are drawn uniformly in the view box (seeded)."))
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+class MainWindow(QMainWindow):
+    #: Emitted after each redraw with the step shown (tests and benchmarks wait on it).
+    redrawn = Signal()
+    #: Emitted when a trajectory export finished: (path, succeeded).
+    exportFinished = Signal(str, bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("gdsim")
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.doc = Document(self)
+        self.trails = TrailStore()
+        self.packet: FramePacket | None = None
+        self._drawn_packet: FramePacket | None = None
+        self._selected: int | None = None
+        self._known_diverged: set[int] = set()
+        self._frames_drawn = 0
+        self._fps_t0 = time.perf_counter()
+        self._fps = 0.0
+        self._display = {"resolution": 160, "cmap": "viridis", "log": False}
+        self._surface_cache: tuple | None = None
+
+        # Views
+        self.view3d = Surface3DView()
+        self.contour = Contour2DView()
+        self.loss_plot = LossPlot()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.view3d)
+        splitter.addWidget(self.contour)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        self.setCentralWidget(splitter)
+        self._splitter = splitter
+
+        # Panels in docks
+        self.surface_panel = SurfacePanel()
+        self.runs_panel = RunsPanel()
+        self.playback = PlaybackPanel()
+        self.readouts = ReadoutTable()
+        self.docks: dict[str, QDockWidget] = {}
+        self._add_dock("Surface", self.surface_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Playback", self.playback, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Runs", self.runs_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Loss", self.loss_plot, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock("Readouts", self.readouts, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        self.status_step = QLabel()
+        self.status_rate = QLabel()
+        self.statusBar().addPermanentWidget(self.status_step)
+        self.statusBar().addPermanentWidget(self.status_rate)
+
+        self._build_actions()
+        self._build_menus()
+
+        # Worker
+        self.worker = SimulationWorker()
+        self.worker.packetReady.connect(self._on_packet)
+        self.worker.snapshotReady.connect(self._write_trajectories)
+        self.worker.failed.connect(lambda m: self.statusBar().showMessage(f"Engine: {m}", 8000))
+        self.worker.start()
+
+        # Wiring: panels -> document
+        self.runs_panel.edited.connect(self._on_run_edited)
+        self.runs_panel.addRequested.connect(self.add_ball)
+        self.runs_panel.swarmRequested.connect(self.swarm)
+        self.runs_panel.removeRequested.connect(self.doc.remove_run)
+        self.runs_panel.duplicateRequested.connect(self.doc.duplicate_run)
+        self.runs_panel.selected.connect(self._select)
+        self.surface_panel.surfaceChosen.connect(
+            lambda n: self._try(self.doc.set_surface, {"name": n})
+        )
+        self.surface_panel.formulaApplied.connect(self._apply_formula)
+        self.surface_panel.paramsChanged.connect(self._surface_params)
+        self.surface_panel.boxChanged.connect(lambda b: self._try(self.doc.set_box, b))
+        self.surface_panel.boxResetRequested.connect(
+            lambda: self._try(self.doc.set_box, self.doc.surface.box)
+        )
+        self.surface_panel.displayChanged.connect(self._display_changed)
+        self.playback.play_button.toggled.connect(self.set_playing)
+        self.playback.step_button.clicked.connect(lambda: self.step_once())
+        self.playback.reset_button.clicked.connect(lambda: self.reset())
+        self.playback.speedChanged.connect(lambda v: self.worker.post("speed", v))
+        self.playback.budgetChanged.connect(lambda v: self._try(self.doc.set_steps, v))
+        self.playback.stopRulesChanged.connect(
+            lambda r: self._try(self.doc.set_stop, r["grad_tol"], r["loss_tol"])
+        )
+        self.contour.startMoved.connect(self._start_moved)
+        self.contour.addBallRequested.connect(self._add_ball_at)
+        self.readouts.itemSelectionChanged.connect(self._readout_selected)
+
+        # Wiring: document -> worker, panels, views
+        self.doc.loaded.connect(self._on_loaded)
+        self.doc.surfaceChanged.connect(self._on_surface_changed)
+        self.doc.runsChanged.connect(self._on_runs_changed)
+        self.doc.runEdited.connect(self._on_run_changed)
+        self.doc.settingsChanged.connect(self._on_settings_changed)
+        self.doc.undo_stack.cleanChanged.connect(lambda _c: self._update_title())
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+        self._restore_settings()
+
+    # ------------------------------------------------------------------ set-up
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable=False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_new = a(
+            "&New (default scenario)", lambda: self.new_scenario(), QKeySequence.StandardKey.New
+        )
+        self.act_open = a(
+            "&Open scenario…",
+            lambda: self.open_dialog(),
+            QKeySequence.StandardKey.Open,
+            "Open a scenario file (.json)",
+        )
+        self.act_save = a(
+            "&Save scenario",
+            lambda: self.save(),
+            QKeySequence.StandardKey.Save,
+            "Save the experiment as a scenario file",
+        )
+        self.act_save_as = a(
+            "Save scenario &as…", lambda: self.save_as(), QKeySequence.StandardKey.SaveAs
+        )
+        self.act_export_3d = a(
+            "Export 3-D view image…",
+            lambda: self.export_image("3d"),
+            "Ctrl+E",
+            "Save the 3-D view as PNG at a chosen size",
+        )
+        self.act_export_contour = a(
+            "Export contour image…", lambda: self.export_image("contour"), "Ctrl+Shift+E"
+        )
+        self.act_export_csv = a(
+            "Export trajectories (CSV/JSON)…", lambda: self.export_trajectories()
+        )
+        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_play = a(
+            "&Play / pause",
+            lambda: self.set_playing(not self._playing()),
+            Qt.Key.Key_Space,
+            "Play or pause (Space)",
+        )
+        self.act_step = a("&Step", lambda: self.step_once(), Qt.Key.Key_Right, "One step (→)")
+        self.act_reset = a(
+            "&Reset", lambda: self.reset(), Qt.Key.Key_R, "Every ball back to its start (R)"
+        )
+        self.act_add = a("&Add ball", lambda: self.add_ball(), "Ctrl+B", "Add a ball")
+        self.act_swarm = a(
+            "S&warm…", lambda: self.swarm(), None, "Drop many balls at random starts"
+        )
+        self.act_undo = self.doc.undo_stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
+        self.act_redo = self.doc.undo_stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcut(QKeySequence.StandardKey.Redo)
+        self.addAction(self.act_undo)
+        self.addAction(self.act_redo)
+        self.act_help = a(
+            "gdsim &help", lambda: self.show_help(), QKeySequence.StandardKey.HelpContents
+        )
+        self.act_about = a("&About gdsim", lambda: self.show_about())
+        self.act_reset_camera = a("Reset camera", lambda: self.view3d.reset_camera(), "Home")
+        self.overlay_actions = {}
+        for kind, label in (
+            ("gradient", "Gradient arrows"),
+            ("velocity", "Velocity arrows"),
+            ("step", "Step arrows"),
+        ):
+            act = a(
+                label,
+                lambda checked, k=kind: self._toggle_overlay(k, checked),
+                None,
+                f"Show the {kind} at each ball",
+                checkable=True,
+            )
+            self.overlay_actions[kind] = act
+        self.act_log_loss = a(
+            "Log loss axis",
+            lambda checked: self.loss_plot.set_log(checked),
+            None,
+            "Loss axis on a log scale",
+            checkable=True,
+        )
+        self.act_log_loss.setChecked(True)
+        self.act_contour_lines = a(
+            "Contour lines on 3-D surface",
+            lambda c: self.view3d.set_contours_visible(c),
+            None,
+            checkable=True,
+        )
+        self.act_contour_lines.setChecked(True)
+        self.act_wireframe = a(
+            "Wireframe", lambda c: self.view3d.set_wireframe(c), None, checkable=True
+        )
+        # The play button mirrors the action; Space must not also "click" a focused button.
+        for button in (
+            self.playback.play_button,
+            self.playback.step_button,
+            self.playback.reset_button,
+        ):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.playback.play_button.setToolTip("Play or pause (Space)")
+        self.playback.step_button.setToolTip("One step of every running ball (→)")
+        self.playback.reset_button.setToolTip("Every ball back to its start (R)")
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.act_new, self.act_open])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addActions([self.act_save, self.act_save_as])
+        file_menu.addSeparator()
+        file_menu.addActions([self.act_export_3d, self.act_export_contour, self.act_export_csv])
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        edit = bar.addMenu("&Edit")
+        edit.addActions([self.act_undo, self.act_redo])
+        edit.addSeparator()
+        edit.addActions([self.act_add, self.act_swarm])
+        sim = bar.addMenu("&Simulation")
+        sim.addActions([self.act_play, self.act_step, self.act_reset])
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        view.addActions(list(self.overlay_actions.values()))
+        view.addActions([self.act_log_loss, self.act_contour_lines, self.act_wireframe])
+        view.addSeparator()
+        camera = view.addMenu("Camera")
+        camera.addAction(self.act_reset_camera)
+        for preset in ("default", "top", "side-x", "side-y"):
+            camera.addAction(
+                self._action(preset, lambda _c=False, p=preset: self.view3d.set_camera_preset(p))
+            )
+        help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_help, self.act_about])
+
+        tools = self.addToolBar("Main")
+        tools.setObjectName("toolbar_main")
+        tools.addActions([self.act_open, self.act_save])
+        tools.addSeparator()
+        tools.addActions([self.act_play, self.act_step, self.act_reset])
+        tools.addSeparator()
+        tools.addActions([self.act_add, self.act_undo, self.act_redo])
+        tools.addSeparator()
+        tools.addAction(self.act_export_3d)
+
+    # ------------------------------------------------------------------ scenarios
+    def open_initial(self, path: Path | None) -> None:
+        """The scenario given, else the one open when the app last closed, else the default."""
+        if path is not None and self.open_path(path):
+            return
+        settings = QSettings()
+        last = settings.value("scenario/last_json", "")
+        if path is None and last:
+            try:
+                scenario = Scenario.from_dict(json.loads(str(last)))
+                stored_path = settings.value("scenario/last_path", "")
+                self.doc.load_scenario(scenario, Path(str(stored_path)) if stored_path else None)
+                return
+            except (ScenarioError, ValueError) as exc:
+                self.statusBar().showMessage(
+                    f"Last session's scenario could not be restored: {exc}", 8000
+                )
+        self.open_path(default_scenario_path(), remember=False)
+        self.doc.path = None
+
+    def open_path(self, path: Path, *, remember: bool = True) -> bool:
+        try:
+            scenario = Scenario.load(path)
+        except (ScenarioError, OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Cannot open scenario", f"{path}:\n{exc}")
+            return False
+        self.doc.load_scenario(scenario, Path(path))
+        if remember:
+            self._remember_recent(Path(path))
+        self.statusBar().showMessage(f"Opened {path}", 4000)
+        return True
+
+    def new_scenario(self) -> None:
+        if self._confirm_discard():
+            self.open_path(default_scenario_path(), remember=False)
+            self.doc.path = None
+            self._update_title()
+
+    def open_dialog(self) -> None:
+        if not self._confirm_discard():
+            return
+        start = str(self.doc.path.parent) if self.doc.path else str(Path.home())
+        name, _ = QFileDialog.getOpenFileName(self, "Open scenario", start, "Scenarios (*.json)")
+        if name:
+            self.open_path(Path(name))
+
+    def save(self) -> bool:
+        if self.doc.path is None or not self._is_user_file(self.doc.path):
+            return self.save_as()
+        return self._save_to(self.doc.path)
+
+    def save_as(self) -> bool:
+        start = str(self.doc.path) if self.doc.path else str(Path.home() / "scenario.json")
+        name, _ = QFileDialog.getSaveFileName(self, "Save scenario", start, "Scenarios (*.json)")
+        if not name:
+            return False
+        path = Path(name)
+        if path.suffix.lower() != ".json":
+            path = path.with_suffix(".json")
+        return self._save_to(path)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.doc.to_scenario().save(path)
+        except (OSError, ScenarioError, ValueError) as exc:
+            QMessageBox.warning(self, "Cannot save scenario", f"{path}:\n{exc}")
+            return False
+        self.doc.mark_saved(path)
+        self._remember_recent(path)
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        self._update_title()
+        return True
+
+    @staticmethod
+    def _is_user_file(path: Path) -> bool:
+        return path.resolve() != default_scenario_path().resolve()
+
+    def _confirm_discard(self) -> bool:
+        """True when it is fine to drop the current experiment (saved, discarded, or unchanged)."""
+        if not self.doc.is_dirty():
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            "The experiment has unsaved changes. Save them first?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _remember_recent(self, path: Path) -> None:
+        settings = QSettings()
+        recent = [str(path.resolve())] + [
+            p for p in (settings.value("recent", []) or []) if p != str(path.resolve())
+        ]
+        settings.setValue("recent", recent[:MAX_RECENT])
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = QSettings().value("recent", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for p in recent:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(
+                lambda _c=False, p=p: self._confirm_discard() and self.open_path(Path(p))
+            )
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ------------------------------------------------------------------ edits
+    def _try(self, fn, *args) -> bool:
+        try:
+            fn(*args)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 8000)
+            QMessageBox.warning(self, "Not applied", str(exc))
+            return False
+        return True
+
+    def _on_run_edited(self, run_id: int, changes: dict) -> None:
+        merge = "params" in changes and "optimizer" not in changes
+        ok = self._try(
+            lambda: self.doc.edit_run(run_id, changes, merge_key="drag" if merge else "")
+        )
+        if not ok:  # put the panel back to the model's value
+            self.runs_panel.set_runs(self.doc.ids, self.doc.runs)
+        elif "optimizer" in changes:
+            label = self.doc.run(run_id).label
+            message = (
+                f"{label}: optimizer changed; its state (momentum, moments, step count)"
+                " restarts where the ball is"
+            )
+            self.statusBar().showMessage(message, 6000)
+            self.runs_panel.groups[run_id].show_notice(
+                "Optimizer changed: its state restarted where the ball is."
+            )
+
+    def _apply_formula(self, text: str) -> None:
+        try:
+            self.doc.set_surface({"formula": text}, self.doc.box)
+        except ValueError as exc:
+            self.surface_panel.show_formula_error(str(exc))
+
+    def _surface_params(self, params: dict) -> None:
+        spec = dict(self.doc.surface_spec)
+        spec["params"] = params
+        self._try(self.doc.set_surface, spec, self.doc.box)
+
+    def _display_changed(self, options: dict) -> None:
+        self._display = dict(options)
+        QSettings().setValue("view/display", json.dumps(self._display))
+        self._draw_surface()
+
+    def _start_moved(self, index: int, x: float, y: float) -> None:
+        if 0 <= index < len(self.doc.ids):
+            self._try(lambda: self.doc.edit_run(self.doc.ids[index], {"start": (x, y)}))
+
+    def _add_ball_at(self, x: float, y: float) -> None:
+        self.add_ball((x, y))
+
+    def add_ball(self, start: tuple[float, float] | None = None) -> None:
+        template = self.doc.run(self._selected) if self._selected in self.doc.ids else None
+        if start is None:
+            starts = self.doc.surface.starts
+            start = tuple(starts[len(self.doc.runs) % len(starts)]) if len(starts) else (0.0, 0.0)
+        if template is not None:
+            spec = replace(
+                template.copy(),
+                label=f"{template.label} {len(self.doc.runs) + 1}",
+                start=tuple(start),
+                color=None,
+            )
+        else:
+            spec = RunSpec(
+                label=f"GD {len(self.doc.runs) + 1}",
+                optimizer="sgd",
+                params={"lr": 0.01},
+                start=tuple(start),
+            )
+        self._try(self.doc.add_run, spec)
+
+    def swarm(self) -> None:
+        dialog = SwarmDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        name = dialog.optimizer.currentData()
+        template = next((r for r in self.doc.runs if r.optimizer == name), None)
+        params = dict(template.params) if template else {"lr": 0.01}
+        rng = np.random.default_rng([self.doc.seed, len(self.doc.runs)])
+        (x0, x1), (y0, y1) = self.doc.box
+        xy = rng.uniform([x0, y0], [x1, y1], size=(dialog.count.value(), 2))
+        display = optimizers.info(name).display_name
+        specs = [
+            RunSpec(
+                label=f"{display} #{k + 1}",
+                optimizer=name,
+                params=params,
+                start=(float(p[0]), float(p[1])),
+            )
+            for k, p in enumerate(xy)
+        ]
+        self._try(self.doc.add_runs, specs, f"Swarm of {len(specs)}")
+
+    # ------------------------------------------------------------------ playback
+    def _playing(self) -> bool:
+        return self.playback.play_button.isChecked()
+
+    def set_playing(self, playing: bool) -> None:
+        self.playback.set_playing(playing)
+        self.worker.post("play", playing)
+
+    def step_once(self) -> None:
+        self.set_playing(False)
+        self.worker.post("step", 1)
+
+    def reset(self) -> None:
+        self.set_playing(False)
+        self._known_diverged.clear()
+        self.worker.post("reset")
+
+    # ------------------------------------------------------------------ document -> others
+    def _send_all(self) -> None:
+        d = self.doc
+        self.worker.post("speed", self.playback.current_speed())
+        stop = StopRules(None, d.stop.grad_tol, d.stop.loss_tol)
+        self.worker.load(d.surface, d.ids, d.runs, d.steps, stop, d.seed)
+        self._worker_ids = list(d.ids)
+
+    def _on_loaded(self) -> None:
+        self._known_diverged.clear()
+        self.set_playing(False)
+        self._show_surface()
+        self._on_runs_structure()
+        self._on_settings_changed(send=False)
+        self._send_all()
+        self._update_title()
+        self.view3d.reset_camera()
+
+    def _on_surface_changed(self) -> None:
+        self._known_diverged.clear()
+        self._show_surface()
+        self.worker.post("surface", self.doc.surface)
+
+    def _show_surface(self) -> None:
+        d = self.doc
+        custom = "formula" in d.surface_spec
+        self.surface_panel.show_surface(d.surface, d.box, custom=custom)
+        if d.surface.log_scale and not self._display.get("log"):
+            self._display["log"] = True
+        self.surface_panel.show_display(self._display)
+        self._draw_surface()
+
+    def _draw_surface(self) -> None:
+        d = self.doc
+        n = int(self._display["resolution"])
+        key = (id(d.surface), d.box, n)
+        if self._surface_cache is None or self._surface_cache[0] != key:
+            with np.errstate(all="ignore"):
+                x, y, z = d.surface.grid(n, n, d.box)
+            self._surface_cache = (key, x, y, z)
+        _, x, y, z = self._surface_cache
+        log, cmap = bool(self._display["log"]), self._display["cmap"]
+        self.view3d.set_surface(
+            x, y, z, log=log, cmap=cmap, wireframe=self.act_wireframe.isChecked()
+        )
+        self.contour.set_surface(x, y, z, log=log, cmap=cmap)
+        minima = np.asarray(d.surface.minima, dtype=float).reshape(-1, 2)
+        self.view3d.set_minima(minima, d.surface.value(minima) if len(minima) else np.empty(0))
+        self.contour.set_minima(minima)
+        local = np.asarray(
+            getattr(d.surface, "local_minima", np.empty((0, 2))), dtype=float
+        ).reshape(-1, 2)
+        self.view3d.set_local_minima(local, d.surface.value(local) if len(local) else np.empty(0))
+        self.contour.set_local_minima(local)
+        self._drawn_packet = None
+
+    def _on_runs_structure(self) -> None:
+        d = self.doc
+        colors = [r.color or "#888888" for r in d.runs]
+        self.runs_panel.set_runs(d.ids, d.runs)
+        self.view3d.set_runs(colors)
+        self.contour.set_runs(colors)
+        self.contour.set_starts(np.array([r.start for r in d.runs], dtype=float).reshape(-1, 2))
+        self.loss_plot.set_runs([r.label for r in d.runs], colors)
+        self._drawn_packet = None
+
+    def _on_runs_changed(self) -> None:
+        """Runs added or removed: tell the worker the difference, keep the others rolling."""
+        self._on_runs_structure()
+        sent = list(self._worker_ids)
+        for run_id in sent:
+            if run_id not in self.doc.ids:
+                self.worker.post("remove_run", run_id)
+        for run_id, spec in zip(self.doc.ids, self.doc.runs, strict=True):
+            if run_id not in sent:
+                self.worker.post("add_run", run_id, spec.copy())
+        self._worker_ids = list(self.doc.ids)
+
+    @property
+    def _worker_ids(self) -> list[int]:
+        return getattr(self, "_wids", [])
+
+    @_worker_ids.setter
+    def _worker_ids(self, ids: list[int]) -> None:
+        self._wids = list(ids)
+
+    def _on_run_changed(self, run_id: int) -> None:
+        spec = self.doc.run(run_id)
+        self.runs_panel.set_runs(self.doc.ids, self.doc.runs)
+        colors = [r.color or "#888888" for r in self.doc.runs]
+        self.view3d.set_runs(colors)
+        self.contour.set_runs(colors)
+        self.contour.set_starts(
+            np.array([r.start for r in self.doc.runs], dtype=float).reshape(-1, 2)
+        )
+        self.loss_plot.set_runs([r.label for r in self.doc.runs], colors)
+        self.worker.post("run", run_id, spec.copy())
+        self._drawn_packet = None
+
+    def _on_settings_changed(self, send: bool = True) -> None:
+        d = self.doc
+        self.playback.show_settings(d.steps, d.stop.grad_tol, d.stop.loss_tol)
+        if send:
+            self.worker.post("budget", d.steps)
+            self.worker.post("stop_rules", StopRules(None, d.stop.grad_tol, d.stop.loss_tol))
+
+    def _update_title(self) -> None:
+        name = self.doc.path.name if self.doc.path else "untitled"
+        self.setWindowTitle(f"{name}{' *' if self.doc.is_dirty() else ''} — gdsim")
+        self.setWindowModified(self.doc.is_dirty())
+
+    # ------------------------------------------------------------------ packets and drawing
+    def _on_packet(self, packet: FramePacket) -> None:
+        self.trails.take(packet.generation, packet.ids, packet.trails)
+        self.packet = packet
+        if not packet.playing and self._playing():
+            self.playback.set_playing(False)  # every run stopped: the worker paused itself
+
+    def _redraw(self) -> None:
+        packet = self.packet
+        if packet is None or packet is self._drawn_packet:
+            return
+        d = self.doc
+        if tuple(d.ids) != packet.ids:
+            return  # the worker has not caught up with an add/remove yet
+        f = packet.frame
+        n = len(d.ids)
+        visible = [r.visible for r in d.runs]
+        diverged = [s is Status.DIVERGED for s in f.status]
+        trails2d, trails3d, losses = [], [], []
+        for run_id in d.ids:
+            t = self.trails.get(run_id)
+            p, loss = t.positions, t.losses
+            trails2d.append(p)
+            trails3d.append(np.column_stack([p, loss]) if len(p) else np.empty((0, 3)))
+            losses.append(loss)
+        self.view3d.update_runs(
+            f.positions,
+            f.losses,
+            trails3d,
+            visible,
+            diverged,
+            gradients=f.gradients,
+            velocities=f.velocities,
+            steps=f.deltas,
+        )
+        self.contour.update_runs(
+            f.positions,
+            trails2d,
+            visible,
+            diverged,
+            self._selected_index(),
+            gradients=f.gradients,
+            velocities=f.velocities,
+            steps=f.deltas,
+        )
+        self.loss_plot.update_runs(losses, visible, diverged, step=int(f.step.max()) if n else 0)
+        self.readouts.show_packet(
+            [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet
+        )
+        for i, run_id in enumerate(d.ids):
+            if diverged[i] and run_id not in self._known_diverged:
+                self._known_diverged.add(run_id)
+                self.statusBar().showMessage(
+                    f"{d.runs[i].label} diverged at step {int(f.stopped_at[i])}: the learning"
+                    " rate is too high for the curvature here",
+                    8000,
+                )
+        self.status_step.setText(f"step {int(f.step.max()) if n else 0}")
+        self._frames_drawn += 1
+        now = time.perf_counter()
+        if now - self._fps_t0 >= 1.0:
+            self._fps = self._frames_drawn / (now - self._fps_t0)
+            self._frames_drawn, self._fps_t0 = 0, now
+        rate = f"{packet.steps_per_second:,.0f} steps/s · " if packet.playing else ""
+        self.status_rate.setText(f"{rate}{self._fps:.0f} fps")
+        self._drawn_packet = packet
+        self.redrawn.emit()
+
+    def _selected_index(self) -> int | None:
+        return self.doc.ids.index(self._selected) if self._selected in self.doc.ids else None
+
+    def _select(self, run_id: int) -> None:
+        self._selected = run_id
+        self.runs_panel.ensure_visible(run_id)
+        self._drawn_packet = None
+
+    def _readout_selected(self) -> None:
+        rows = {i.row() for i in self.readouts.selectedIndexes()}
+        if rows:
+            row = min(rows)
+            if row < len(self.doc.ids):
+                self._select(self.doc.ids[row])
+
+    def _toggle_overlay(self, kind: str, on: bool) -> None:
+        self.view3d.set_overlay_visible(kind, on)
+        self.contour.set_overlay_visible(kind, on)
+        self._drawn_packet = None
+
+    # ------------------------------------------------------------------ export
+    def export_image(self, which: str, path: Path | None = None, size=None) -> bool:
+        """Save the 3-D or contour view as PNG at a chosen size; atomically, with a clear error."""
+        view = self.view3d if which == "3d" else self.contour
+        if size is None and path is None:
+            choice, ok = QInputDialog.getItem(
+                self, "Image size", "Size", list(EXPORT_SIZES), 1, False
+            )
+            if not ok:
+                return False
+            size = EXPORT_SIZES[choice]
+        if size is None:
+            size = (view.width(), view.height())
+        elif isinstance(size, int):
+            size = (view.width() * size, view.height() * size)
+        if path is None:
+            start = str(Path.home() / f"gdsim-{which}.png")
+            name, _ = QFileDialog.getSaveFileName(self, "Export image", start, "PNG image (*.png)")
+            if not name:
+                return False
+            path = Path(name)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        image = render_view(view, int(size[0]), int(size[1]))
+        if image.isNull():
+            QMessageBox.warning(self, "Export failed", "The view could not be rendered.")
+            return False
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        image.save(buffer, "PNG")
+        buffer.close()
+        try:
+            atomic_write(path, bytes(data.data()))
+        except OSError as exc:
+            QMessageBox.warning(
+                self, "Export failed", f"Cannot write {path}:\n{exc.strerror or exc}"
+            )
+            return False
+        self.statusBar().showMessage(f"Saved {path} ({size[0]}x{size[1]})", 5000)
+        return True
+
+    def export_trajectories(self, path: Path | None = None) -> None:
+        """CSV or JSON in the format of `gdsim run`, from a copy of the running simulation."""
+        if path is None:
+            start = str(Path.home() / "trajectories.csv")
+            name, _ = QFileDialog.getSaveFileName(
+                self, "Export trajectories", start, "CSV (*.csv);;JSON (*.json)"
+            )
+            if not name:
+                return
+            path = Path(name)
+        try:
+            format_for(path)
+        except ValueError as exc:
+            QMessageBox.warning(self, "Export failed", f"{path}:\n{exc}")
+            return
+        self.worker.post("snapshot", path)
+
+    def _write_trajectories(self, path: Path, sim) -> None:
+        try:
+            rows = write_trajectories(path, sim, self.doc.to_scenario())
+        except (OSError, ValueError) as exc:
+            message = getattr(exc, "strerror", None) or str(exc)
+            QMessageBox.warning(self, "Export failed", f"Cannot write {path}:\n{message}")
+            self.exportFinished.emit(str(path), False)
+            return
+        self.statusBar().showMessage(f"Saved {rows} rows to {path}", 5000)
+        self.exportFinished.emit(str(path), True)
+
+    # ------------------------------------------------------------------ help
+    def show_help(self) -> None:
+        QMessageBox.information(self, "gdsim help", HELP_TEXT)
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About gdsim",
+            f"<b>gdsim {__version__}</b><br>Gradient descent, made visible.<br>"
+            "Optimizers follow torch.optim exactly; surfaces are exact (symbolic gradients).",
+        )
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and all(
+            u.isLocalFile() and u.toLocalFile().lower().endswith(".json") for u in urls
+        ):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and self._confirm_discard():
+            self.open_path(Path(urls[0].toLocalFile()))
+            event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ settings and closing
+    def _restore_settings(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = settings.value("window/splitter")
+        if splitter is not None:
+            self._splitter.restoreState(splitter)
+        display = settings.value("view/display")
+        if display:
+            try:
+                loaded = json.loads(str(display))
+                self._display.update({k: loaded[k] for k in self._display if k in loaded})
+            except (ValueError, TypeError):
+                pass
+        speed = settings.value("playback/speed")
+        if speed is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.playback.speed.set_value(float(speed))
+        self._rebuild_recent()
+
+    def save_settings(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/splitter", self._splitter.saveState())
+        settings.setValue("view/display", json.dumps(self._display))
+        settings.setValue("playback/speed", self.playback.speed.value())
+        try:
+            settings.setValue("scenario/last_json", json.dumps(self.doc.to_scenario().to_dict()))
+            settings.setValue("scenario/last_path", str(self.doc.path) if self.doc.path else "")
+        except (ScenarioError, ValueError):
+            pass
+        settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self._timer.stop()
+        self.save_settings()
+        self.worker.shutdown()
+        event.accept()

@@ -1,0 +1,275 @@
+"""The simulation thread.
+
+One long-lived QThread owns the Simulation (Qt for Python's threads example is the pattern):
+the window posts messages into a lock-guarded mailbox and wakes the thread; between batches of
+steps the thread applies them, steps, and emits one immutable FramePacket. It never touches a
+widget, and the window never touches the Simulation.
+
+Each packet carries, per run, only the trail rows added since the previous packet (plus an
+epoch that changes whenever that run restarts), so the window can keep whole trails without
+ever copying a long history across threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
+
+from gdsim.engine.simulation import Frame, RunSpec, Simulation, Status, StopRules
+from gdsim.engine.surfaces import Surface
+
+#: Packets per second at most: the screen's rate, so a fast engine never floods the event loop.
+EMIT_HZ = 60.0
+#: At full speed a batch aims at this much compute before the mailbox is read again.
+BATCH_SECONDS = 0.008
+
+
+@dataclass(frozen=True)
+class TrailChunk:
+    epoch: int  # changes whenever the run restarts: the window then drops the old trail
+    first: int  # step index of the first row
+    positions: np.ndarray  # (m, 2)
+    losses: np.ndarray  # (m,)
+
+
+@dataclass(frozen=True)
+class FramePacket:
+    generation: int  # changes when the simulation is rebuilt (a new scenario)
+    ids: tuple[int, ...]  # the window's run ids, in simulation order
+    frame: Frame
+    trails: tuple[TrailChunk, ...]
+    playing: bool
+    steps_per_second: float  # measured engine rate while playing
+
+
+class SimulationWorker(QThread):
+    packetReady = Signal(object)
+    snapshotReady = Signal(object, object)  # noqa: N815; (token, a deep copy of the Simulation)
+    failed = Signal(str)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._mutex = QMutex()
+        self._wake = QWaitCondition()
+        self._inbox: deque[tuple[Any, ...]] = deque()
+        self._abort = False
+        # Owned by the thread from here on.
+        self._sim: Simulation | None = None
+        self._ids: list[int] = []
+        self._epochs: dict[int, int] = {}
+        self._sent: dict[int, int] = {}
+        self._specs: dict[int, RunSpec] = {}
+        self._generation = 0
+        self._playing = False
+        self._speed = 60.0  # steps per second; 0 = as fast as possible
+        self._budget = 500
+        self._stop = StopRules()
+        self._batch = 16
+        self._credit = 0.0
+        self._rate = 0.0
+        self._dirty = False
+
+    # -- called from the GUI thread ---------------------------------------------------------
+    def post(self, *message: Any) -> None:
+        with QMutexLocker(self._mutex):
+            self._inbox.append(message)
+            self._wake.wakeOne()
+
+    def load(
+        self,
+        surface: Surface,
+        ids: list[int],
+        specs: list[RunSpec],
+        budget: int,
+        stop: StopRules,
+        seed: int,
+    ) -> None:
+        self.post("load", surface, list(ids), [s.copy() for s in specs], budget, stop, seed)
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Stop the thread and wait for it: closing the window must never leave it running."""
+        with QMutexLocker(self._mutex):
+            self._abort = True
+            self._wake.wakeOne()
+        return self.wait(timeout_ms)
+
+    # -- the thread -------------------------------------------------------------------------
+    def run(self) -> None:
+        last_emit = 0.0
+        last_tick = time.perf_counter()
+        while True:
+            with QMutexLocker(self._mutex):
+                if self._abort:
+                    return
+                messages = list(self._inbox)
+                self._inbox.clear()
+            for message in messages:
+                try:
+                    self._apply(message)
+                except Exception as exc:  # a bad message must never kill the thread
+                    self.failed.emit(f"{message[0]}: {exc}")
+                    traceback.print_exc()
+                self._dirty = True
+            now = time.perf_counter()
+            sim = self._sim
+            if self._playing and sim is not None:
+                if not any(s is Status.RUNNING for s in sim.statuses()):
+                    self._playing = False
+                    self._dirty = True
+                else:
+                    n = self._steps_due(now - last_tick)
+                    last_tick = now
+                    if n:
+                        t0 = time.perf_counter()
+                        done = sim.step(n)
+                        spent = time.perf_counter() - t0
+                        if spent > 0:
+                            self._rate = (
+                                0.8 * self._rate + 0.2 * done / spent
+                                if self._rate
+                                else done / spent
+                            )
+                        self._tune_batch(spent)
+                        self._dirty = True
+            else:
+                last_tick = now
+                self._credit = 0.0
+            now = time.perf_counter()
+            if self._dirty and (now - last_emit >= 1.0 / EMIT_HZ or not self._playing):
+                self._emit()
+                last_emit = now
+                self._dirty = False
+            with QMutexLocker(self._mutex):
+                if self._abort:
+                    return
+                if not self._inbox:
+                    if not self._playing:
+                        self._wake.wait(self._mutex, 250)
+                    elif self._speed > 0:
+                        # Sleep until the next step is due (at most a screen frame).
+                        wait_ms = max(1, int(min(1.0 / self._speed, 1.0 / EMIT_HZ) * 1000))
+                        self._wake.wait(self._mutex, wait_ms)
+
+    def _steps_due(self, elapsed: float) -> int:
+        if self._speed <= 0:
+            return self._batch
+        self._credit = min(self._credit + self._speed * elapsed, self._speed * 0.25 + 1)
+        n = int(self._credit)
+        self._credit -= n
+        return n
+
+    def _tune_batch(self, spent: float) -> None:
+        if self._speed > 0:
+            return
+        if spent < BATCH_SECONDS / 2:
+            self._batch = min(self._batch * 2, 1 << 16)
+        elif spent > BATCH_SECONDS * 2:
+            self._batch = max(self._batch // 2, 1)
+
+    def _emit(self) -> None:
+        sim = self._sim
+        if sim is None:
+            return
+        chunks = []
+        for i, run_id in enumerate(self._ids):
+            k = self._sent.get(run_id, 0)
+            h = sim.history_since(i, k)
+            self._sent[run_id] = k + len(h.losses)
+            chunks.append(TrailChunk(self._epochs[run_id], h.first, h.positions, h.losses))
+        self.packetReady.emit(
+            FramePacket(
+                self._generation,
+                tuple(self._ids),
+                sim.frame(),
+                tuple(chunks),
+                self._playing,
+                self._rate if self._playing else 0.0,
+            )
+        )
+
+    def _restarted(self, run_id: int) -> None:
+        self._epochs[run_id] = self._epochs.get(run_id, 0) + 1
+        self._sent[run_id] = 0
+
+    def _stop_rules(self) -> StopRules:
+        return StopRules(self._budget, self._stop.grad_tol, self._stop.loss_tol)
+
+    def _apply(self, message: tuple[Any, ...]) -> None:
+        kind, *args = message
+        sim = self._sim
+        if kind == "load":
+            surface, ids, specs, budget, stop, seed = args
+            self._budget, self._stop = budget, stop
+            self._sim = Simulation(surface, specs, seed=seed, stop=self._stop_rules())
+            self._ids = list(ids)
+            self._specs = dict(zip(ids, specs, strict=True))
+            self._generation += 1
+            for run_id in ids:
+                self._restarted(run_id)
+            self._playing = False
+            self._rate = 0.0
+        elif kind == "play":
+            self._playing = bool(args[0])
+            self._credit = 1.0  # the first step happens at once
+        elif kind == "speed":
+            self._speed = float(args[0])
+            self._batch = 16
+        elif kind == "step" and sim is not None:
+            self._playing = False
+            sim.step(int(args[0]))
+        elif kind == "reset" and sim is not None:
+            self._playing = False
+            sim.reset()
+            for run_id in self._ids:
+                self._restarted(run_id)
+        elif kind == "budget" and sim is not None:
+            self._budget = int(args[0])
+            sim.set_stop(self._stop_rules())
+        elif kind == "stop_rules" and sim is not None:
+            self._stop = args[0]
+            sim.set_stop(self._stop_rules())
+        elif kind == "surface" and sim is not None:
+            sim.set_surface(args[0])
+            for run_id in self._ids:
+                self._restarted(run_id)
+        elif kind == "add_run" and sim is not None:
+            run_id, spec = args
+            sim.add_run(spec.copy())
+            self._ids.append(run_id)
+            self._specs[run_id] = spec.copy()
+            self._restarted(run_id)
+        elif kind == "remove_run" and sim is not None:
+            run_id = args[0]
+            index = self._ids.index(run_id)
+            sim.remove_run(index)
+            del self._ids[index]
+            self._specs.pop(run_id, None)
+        elif kind == "snapshot" and sim is not None:
+            # Export writes exactly what was simulated: a private copy the GUI thread may read.
+            self.snapshotReady.emit(args[0], copy.deepcopy(sim))
+        elif kind == "run" and sim is not None:
+            self._sync_run(sim, *args)
+
+    def _sync_run(self, sim: Simulation, run_id: int, spec: RunSpec) -> None:
+        """Bring one run to `spec`, keeping position and optimizer state wherever that is honest."""
+        i = self._ids.index(run_id)
+        old = self._specs[run_id]
+        if spec.optimizer != old.optimizer:
+            sim.set_optimizer(i, spec.optimizer, spec.params)
+        elif spec.params != old.params:
+            sim.set_params(i, spec.params)
+        if spec.schedule != old.schedule:
+            sim.set_schedule(i, spec.schedule)
+        if spec.noise != old.noise:
+            sim.set_noise(i, spec.noise)
+        if tuple(spec.start) != tuple(old.start):
+            sim.set_start(i, spec.start)
+            self._restarted(run_id)
+        self._specs[run_id] = spec.copy()
