@@ -1,0 +1,239 @@
+"""Pure-NumPy geometry the views share: display heights, contour segments, trail thinning, arrows.
+
+Nothing here touches Qt, so it is cheap to test and the 2-D and 3-D views are guaranteed to
+agree on what "height", "level" and "arrow" mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HeightScale:
+    """How a loss value becomes a display height (and a colour position).
+
+    Linear: h = z. Log: h = log10(max(z - zmin, 0) + eps), so a surface whose values span many
+    decades (Goldstein-Price, Rosenbrock) shows its valley floor instead of one tall wall.
+    `eps` is a low quantile (0.1 %) of the grid's positive heights above its minimum: fine enough
+    to show the floor's shape, coarse enough that the grid minimum (or a rounding-error
+    neighbour of it) is not a needle reaching down towards -inf.
+    """
+
+    log: bool
+    zmin: float
+    eps: float
+    hmin: float
+    hmax: float
+
+    @classmethod
+    def fit(cls, z: np.ndarray, *, log: bool) -> HeightScale:
+        finite = np.asarray(z, dtype=np.float64)[np.isfinite(z)]
+        if finite.size == 0:
+            return cls(log=log, zmin=0.0, eps=1.0, hmin=0.0, hmax=1.0)
+        zmin, zmax = float(finite.min()), float(finite.max())
+        if not log:
+            hmin, hmax = zmin, zmax
+            eps = 1.0
+        else:
+            shifted = finite - zmin
+            positive = shifted[shifted > 0]
+            span = zmax - zmin
+            eps = float(np.quantile(positive, 1e-3)) if positive.size else 1.0
+            eps = max(eps, span * 1e-12, np.finfo(np.float64).tiny)
+            hmin = float(np.log10(eps))
+            hmax = float(np.log10(zmax - zmin + eps))
+        if not hmax > hmin:  # a flat surface: give it a unit range so nothing divides by zero
+            hmax = hmin + 1.0
+        return cls(log=log, zmin=zmin, eps=eps, hmin=hmin, hmax=hmax)
+
+    def height(self, z: np.ndarray | float) -> np.ndarray:
+        """Display height of loss values. NaN stays NaN; +inf becomes a very large height."""
+        z = np.asarray(z, dtype=np.float64)
+        if not self.log:
+            return z.copy()
+        with np.errstate(invalid="ignore"):
+            return np.log10(np.maximum(z - self.zmin, 0.0) + self.eps)
+
+    def unit(self, z: np.ndarray | float) -> np.ndarray:
+        """Loss values -> [0, 1] along the colour map (clipped)."""
+        return np.clip((self.height(z) - self.hmin) / (self.hmax - self.hmin), 0.0, 1.0)
+
+    def levels(self, n: int) -> np.ndarray:
+        """n contour levels in display heights, evenly spaced (so log-spaced in z when log)."""
+        if n <= 0:
+            return np.empty(0)
+        return np.linspace(self.hmin, self.hmax, n + 2)[1:-1]
+
+
+def clean_grid(z: np.ndarray) -> np.ndarray:
+    """A float64 copy with NaN/inf replaced by the finite extremes, so contours and meshes hold."""
+    z = np.array(z, dtype=np.float64)
+    bad = ~np.isfinite(z)
+    if bad.any():
+        finite = z[~bad]
+        hi = float(finite.max()) if finite.size else 0.0
+        lo = float(finite.min()) if finite.size else 0.0
+        z[np.isnan(z) | (z == np.inf)] = hi
+        z[z == -np.inf] = lo
+    return z
+
+
+def _crossing(level: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where along the edge from value a to value b the level is crossed, as a fraction."""
+    d = b - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(d != 0, (level - a) / d, 0.5)
+    return np.clip(t, 0.0, 1.0)
+
+
+# Edge k of a cell joins corner _EDGE_CORNERS[k][0] to [1]; corners: 0=(i,j) 1=(i+1,j)
+# 2=(i+1,j+1) 3=(i,j+1). Pairs of crossed edges that make a segment in a cell with 2 crossings.
+_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+def contour_segments(
+    x: np.ndarray, y: np.ndarray, h: np.ndarray, levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Marching squares over the grid h[i, j] = f(x[i], y[j]), vectorised per level.
+
+    Returns (segments (m, 2, 2) as [[x0, y0], [x1, y1]], level_index (m,)). Saddle cells are
+    resolved by the cell-centre mean. pyqtgraph's isocurve is a Python loop (about 0.2 s for 20
+    levels on 200x200); this is about a hundred times faster, which matters when a slider
+    reshapes the surface.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    v = (h[:-1, :-1], h[1:, :-1], h[1:, 1:], h[:-1, 1:])
+    out_segments: list[np.ndarray] = []
+    out_levels: list[np.ndarray] = []
+    for li, level in enumerate(np.asarray(levels, dtype=np.float64)):
+        above = [vk > level for vk in v]
+        code = above[0].astype(np.uint8) | (above[1] << 1) | (above[2] << 2) | (above[3] << 3)
+        ii, jj = np.nonzero((code != 0) & (code != 15))
+        if ii.size == 0:
+            continue
+        c = [vk[ii, jj] for vk in v]
+        b = [ak[ii, jj] for ak in above]
+        x0, x1, y0, y1 = x[ii], x[ii + 1], y[jj], y[jj + 1]
+
+        t0, t1 = _crossing(level, c[0], c[1]), _crossing(level, c[1], c[2])
+        t2, t3 = _crossing(level, c[3], c[2]), _crossing(level, c[0], c[3])
+        pts = (
+            np.stack([x0 + t0 * (x1 - x0), y0], axis=-1),
+            np.stack([x1, y0 + t1 * (y1 - y0)], axis=-1),
+            np.stack([x0 + t2 * (x1 - x0), y1], axis=-1),
+            np.stack([x0, y0 + t3 * (y1 - y0)], axis=-1),
+        )
+        crossed = (b[0] != b[1], b[1] != b[2], b[3] != b[2], b[0] != b[3])
+        n_crossed = sum(ck.astype(np.int8) for ck in crossed)
+        pieces: list[np.ndarray] = []
+        two = n_crossed == 2
+        for ea, eb in _PAIRS:
+            m = two & crossed[ea] & crossed[eb]
+            if m.any():
+                pieces.append(np.stack([pts[ea][m], pts[eb][m]], axis=1))
+        four = n_crossed == 4
+        if four.any():
+            centre_above = (c[0] + c[1] + c[2] + c[3]) * 0.25 > level
+            joined = four & (centre_above == b[0])  # corners 0 and 2 connect through the centre
+            split = four & ~(centre_above == b[0])
+            for mask, pairs in ((joined, ((0, 1), (2, 3))), (split, ((0, 3), (1, 2)))):
+                if mask.any():
+                    for ea, eb in pairs:
+                        pieces.append(np.stack([pts[ea][mask], pts[eb][mask]], axis=1))
+        if pieces:
+            seg = np.concatenate(pieces, axis=0)
+            out_segments.append(seg)
+            out_levels.append(np.full(len(seg), li, dtype=np.intp))
+    if not out_segments:
+        return np.empty((0, 2, 2)), np.empty(0, dtype=np.intp)
+    return np.concatenate(out_segments), np.concatenate(out_levels)
+
+
+def decimate_indices(n: int, max_points: int) -> np.ndarray:
+    """Indices that thin an n-point trail to at most about max_points, always keeping the last.
+
+    The stride is a power of two and the kept indices are multiples of it, so as a trail grows
+    the drawn points stay put between doublings instead of shimmering every frame.
+    """
+    if n <= max_points:
+        return np.arange(n)
+    stride = 1 << int(np.ceil(np.log2(n / max_points)))
+    idx = np.arange(0, n, stride)
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx
+
+
+def last_finite_prefix(points: np.ndarray) -> np.ndarray:
+    """The leading rows of points that are all finite: a diverged run is drawn up to there."""
+    points = np.asarray(points)
+    if points.size == 0:
+        return points
+    ok = np.isfinite(points).all(axis=1)
+    if ok.all():
+        return points
+    bad = int(np.argmin(ok))
+    return points[:bad]
+
+
+def scale_arrows(vectors: np.ndarray, max_length: float) -> np.ndarray:
+    """Scale (n, 2) vectors for drawing: the longest gets max_length, lengths go as the square
+    root of |v| / max |v|.
+
+    Gradients, velocities and steps live in other units than positions; what a person reads
+    from an arrow is its direction and how it compares with the other balls' arrows. The square
+    root keeps that order while a ball on a gentle slope next to one on a cliff still shows
+    which way it is pushed; a ball sitting at a minimum (|v| ~ 0) shows no arrow at all.
+    """
+    v = np.nan_to_num(np.asarray(vectors, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    v = v.reshape(-1, 2)
+    norms = np.hypot(v[:, 0], v[:, 1])
+    top = float(norms.max()) if norms.size else 0.0
+    if top <= 0:
+        return np.zeros_like(v)
+    lengths = np.sqrt(norms / top) * max_length
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where(norms[:, None] > 0, v / norms[:, None], 0.0)
+    return unit * lengths[:, None]
+
+
+def arrow_segments(
+    origins: np.ndarray, vectors: np.ndarray, head_fraction: float = 0.3, head_angle: float = 25.0
+) -> np.ndarray:
+    """Shaft and two head strokes per arrow as segments (3 * k, 2, 2); zero arrows are skipped."""
+    o = np.asarray(origins, dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float64)
+    keep = np.isfinite(o).all(axis=1) & np.isfinite(v).all(axis=1) & (np.abs(v).sum(axis=1) > 0)
+    o, v = o[keep], v[keep]
+    if len(o) == 0:
+        return np.empty((0, 2, 2))
+    tip = o + v
+    back = -v * head_fraction
+    a = np.radians(head_angle)
+    ca, sa = np.cos(a), np.sin(a)
+    left = np.stack([back[:, 0] * ca - back[:, 1] * sa, back[:, 0] * sa + back[:, 1] * ca], axis=1)
+    right = np.stack(
+        [back[:, 0] * ca + back[:, 1] * sa, -back[:, 0] * sa + back[:, 1] * ca], axis=1
+    )
+    shaft = np.stack([o, tip], axis=1)
+    head_l = np.stack([tip, tip + left], axis=1)
+    head_r = np.stack([tip, tip + right], axis=1)
+    return np.concatenate([shaft, head_l, head_r], axis=0)
+
+
+def bilinear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, px: np.ndarray, py: np.ndarray):
+    """grid[i, j] sampled at (x[i], y[j]) interpolated at points (px, py); clamped to the box."""
+    px = np.clip(np.asarray(px, dtype=np.float64), x[0], x[-1])
+    py = np.clip(np.asarray(py, dtype=np.float64), y[0], y[-1])
+    i = np.clip(np.searchsorted(x, px) - 1, 0, len(x) - 2)
+    j = np.clip(np.searchsorted(y, py) - 1, 0, len(y) - 2)
+    tx = (px - x[i]) / (x[i + 1] - x[i])
+    ty = (py - y[j]) / (y[j + 1] - y[j])
+    g00, g10 = grid[i, j], grid[i + 1, j]
+    g01, g11 = grid[i, j + 1], grid[i + 1, j + 1]
+    return (g00 * (1 - tx) + g10 * tx) * (1 - ty) + (g01 * (1 - tx) + g11 * tx) * ty
