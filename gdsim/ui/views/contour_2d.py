@@ -1,0 +1,465 @@
+"""The 2-D view: the loss surface from above, as a colour image with level lines.
+
+This is where a person places balls: drag a start marker, click to move the selected run's
+start, Shift+click to ask for a new ball. The view only reports those gestures as signals;
+what they mean for the experiment is the main window's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+from gdsim.ui.views import colormaps
+from gdsim.ui.views.geometry import (
+    HeightScale,
+    arrow_segments,
+    clean_grid,
+    contour_segments,
+    decimate_indices,
+    last_finite_prefix,
+    scale_arrows,
+)
+
+OVERLAY_KINDS = colormaps.OVERLAY_KINDS
+OVERLAY_COLORS = colormaps.OVERLAY_COLORS
+MAX_TRAIL_POINTS = 5000
+
+
+def _color(color: str, alpha: int = 255) -> QColor:
+    c = QColor(color)
+    if not c.isValid():
+        raise ValueError(f"Not a colour: {color!r} (expected '#rrggbb')")
+    c.setAlpha(alpha)
+    return c
+
+
+class _ClickViewBox(pg.ViewBox):
+    """A ViewBox that reports left clicks on empty ground (items above it take theirs first)."""
+
+    def __init__(self, on_left_click, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._on_left_click = on_left_click
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self._on_left_click(p.x(), p.y(), ev.modifiers())
+            return
+        super().mouseClickEvent(ev)
+
+
+class _StartMarker(pg.TargetItem):
+    """A run's draggable start. Accepts its own left clicks so they do not move another run."""
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            return
+        super().mouseClickEvent(ev)
+
+
+class Contour2DView(pg.PlotWidget):
+    """Top view of the surface with runs, minima, draggable starts and arrow overlays."""
+
+    #: Run i's start was dropped at (x, y): after a drag, or by a plain click while i is selected.
+    startMoved = Signal(int, float, float)
+    #: Run i's start is being dragged through (x, y) (many per drag; for live previews).
+    startDragged = Signal(int, float, float)
+    #: Shift+click at (x, y): the person wants a new ball there.
+    addBallRequested = Signal(float, float)
+    #: The mouse is over data point (x, y).
+    pointHovered = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        view_box = _ClickViewBox(lambda x, y, mods: self._left_click(x, y, mods))
+        super().__init__(parent, viewBox=view_box, background=colormaps.BACKGROUND)
+        self.setAspectLocked(True)
+        self.setLabel("bottom", "x")
+        self.setLabel("left", "y")
+        self.setMenuEnabled(True)
+        self.getPlotItem().hideButtons()
+
+        self._image = pg.ImageItem(axisOrder="col-major")
+        self._image.setZValue(-100)
+        self.addItem(self._image, ignoreBounds=True)
+        self._contours = pg.PlotCurveItem(
+            pen=pg.mkPen(0, 0, 0, 120, width=1), connect="pairs", antialias=True
+        )
+        self._contours.setZValue(-50)
+        self.addItem(self._contours, ignoreBounds=True)
+        self._contours_on = True
+
+        # Minima sit above the balls with a see-through fill: a ball resting in a minimum and
+        # the star marking it stay visible together.
+        self._minima = pg.ScatterPlotItem(
+            symbol="star",
+            size=20,
+            brush=pg.mkBrush(255, 255, 255, 70),
+            pen=pg.mkPen("#ffffff", width=1.6),
+        )
+        self._local_minima = pg.ScatterPlotItem(
+            symbol="t",
+            size=14,
+            brush=pg.mkBrush(200, 200, 200, 60),
+            pen=pg.mkPen("#d0d0d0", width=1.4),
+        )
+        for item in (self._minima, self._local_minima):
+            item.setZValue(45)
+            self.addItem(item, ignoreBounds=True)
+
+        self._colors: list[str] = []
+        self._trails: list[pg.PlotCurveItem] = []
+        self._starts: list[_StartMarker] = []
+        self._balls = pg.ScatterPlotItem(symbol="o", size=13)
+        self._balls.setZValue(40)
+        self._crosses = pg.ScatterPlotItem(symbol="x", size=17)
+        self._crosses.setZValue(40)
+        self._ring = pg.ScatterPlotItem(
+            symbol="o", size=22, brush=None, pen=pg.mkPen("#ffffff", width=2)
+        )
+        self._ring.setZValue(39)
+        for item in (self._balls, self._crosses, self._ring):
+            self.addItem(item, ignoreBounds=True)
+
+        self._arrows: dict[str, tuple[pg.PlotCurveItem, pg.PlotCurveItem]] = {}
+        for kind in OVERLAY_KINDS:
+            shadow = pg.PlotCurveItem(
+                pen=pg.mkPen(0, 0, 0, 170, width=4.5), connect="pairs", antialias=True
+            )
+            arrow = pg.PlotCurveItem(
+                pen=pg.mkPen(OVERLAY_COLORS[kind], width=2.2), connect="pairs", antialias=True
+            )
+            for z, item in ((30, shadow), (31, arrow)):
+                item.setZValue(z)
+                item.hide()
+                self.addItem(item, ignoreBounds=True)
+            self._arrows[kind] = (shadow, arrow)
+        self._overlay_on = dict.fromkeys(OVERLAY_KINDS, False)
+
+        self._selected: int | None = None
+        self._box = ((-1.0, 1.0), (-1.0, 1.0))
+        self._has_surface = False
+        self._last_frame: dict | None = None
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # ------------------------------------------------------------------------------ surface
+    def set_surface(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        z: np.ndarray,
+        *,
+        log: bool = False,
+        cmap: str = colormaps.DEFAULT,
+        levels: int = 20,
+    ) -> None:
+        """Show z[i, j] = f(x[i], y[j]) on evenly spaced ascending grids x (nx,), y (ny,).
+
+        Colours follow the display height (log10(z - zmin + eps) when log), and the `levels`
+        level lines are evenly spaced in it, so log-spaced in z when log is on.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        z = clean_grid(z)
+        if x.ndim != 1 or y.ndim != 1 or len(x) < 2 or len(y) < 2:
+            raise ValueError("x and y must be 1-D with at least 2 points each")
+        if z.shape != (len(x), len(y)):
+            raise ValueError(
+                f"z must have shape (len(x), len(y)) = {(len(x), len(y))}, got {z.shape}"
+            )
+        for name, g in (("x", x), ("y", y)):
+            d = np.diff(g)
+            if not (d > 0).all() or np.ptp(d) > 1e-6 * abs(d.mean()) * len(d):
+                raise ValueError(
+                    f"{name} must be evenly spaced and ascending (an image has square cells)"
+                )
+        cm = colormaps.get(cmap)
+        scale = HeightScale.fit(z, log=log)
+        h = scale.height(z)
+        dx, dy = x[1] - x[0], y[1] - y[0]
+        self._image.setImage(
+            h, levels=(scale.hmin, scale.hmax), axisOrder="col-major", autoLevels=False
+        )
+        self._image.setColorMap(cm)
+        self._image.setRect(QRectF(x[0] - dx / 2, y[0] - dy / 2, dx * len(x), dy * len(y)))
+        seg, _ = contour_segments(x, y, h, scale.levels(levels))
+        flat = seg.reshape(-1, 2)
+        self._contours.setData(flat[:, 0], flat[:, 1], connect="pairs")
+        self._contours.setVisible(self._contours_on)
+        box = ((float(x[0]), float(x[-1])), (float(y[0]), float(y[-1])))
+        if box != self._box or not self._has_surface:
+            # A new box is framed; the same box reshaped (a slider) keeps the person's zoom.
+            self._box = box
+            self._has_surface = True
+            self.reset_view()
+
+    def reset_view(self) -> None:
+        """Fit the surface's box in the view."""
+        (x0, x1), (y0, y1) = self._box
+        self.getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.02)
+
+    def set_contours_visible(self, visible: bool) -> None:
+        self._contours_on = bool(visible)
+        self._contours.setVisible(self._contours_on)
+
+    def contours_visible(self) -> bool:
+        return self._contours_on
+
+    # ------------------------------------------------------------------------------ minima
+    def set_minima(self, xy: np.ndarray, z: np.ndarray | None = None) -> None:
+        """Known global minima (k, 2) as white stars (z is accepted for symmetry with 3-D)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        self._minima.setData(pos=xy)
+
+    def set_local_minima(self, xy: np.ndarray, z: np.ndarray | None = None) -> None:
+        """Local minima (k, 2) as grey triangles."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        self._local_minima.setData(pos=xy)
+
+    # -------------------------------------------------------------------------------- runs
+    def set_runs(self, colors: Sequence[str]) -> None:
+        """One trail, ball and start marker per run, in these '#rrggbb' colours."""
+        qcolors = [_color(c) for c in colors]
+        for item in self._trails + self._starts:
+            self.removeItem(item)
+        self._colors = list(colors)
+        self._trails, self._starts = [], []
+        for i, c in enumerate(qcolors):
+            trail = pg.PlotCurveItem(pen=pg.mkPen(c, width=2.2), connect="finite", antialias=True)
+            trail.setZValue(10)
+            trail.hide()
+            self.addItem(trail, ignoreBounds=True)
+            start = _StartMarker(
+                pos=(0.0, 0.0),
+                size=13,
+                symbol="s",
+                pen=pg.mkPen("#ffffff", width=1.5),
+                brush=pg.mkBrush(c.red(), c.green(), c.blue(), 110),
+                hoverPen=pg.mkPen("#ffffff", width=2.5),
+                hoverBrush=pg.mkBrush(c),
+            )
+            start.setZValue(35)
+            start.hide()
+            start.sigPositionChanged.connect(lambda item, i=i: self._start_dragging(i, item))
+            start.sigPositionChangeFinished.connect(lambda item, i=i: self._start_dropped(i, item))
+            self.addItem(start, ignoreBounds=True)
+            self._trails.append(trail)
+            self._starts.append(start)
+        self._brushes = [pg.mkBrush(c) for c in qcolors]
+        self._pens = [pg.mkPen("#ffffff", width=1.5) for _ in qcolors]
+        self._cross_pens = [pg.mkPen(c, width=2) for c in qcolors]
+        self._balls.clear()
+        self._crosses.clear()
+        self._ring.clear()
+        for shadow, arrow in self._arrows.values():
+            shadow.hide()
+            arrow.hide()
+        if self._selected is not None and self._selected >= len(colors):
+            self._selected = None
+        self._last_frame = None
+
+    def set_starts(self, xy: np.ndarray) -> None:
+        """Place the start markers (n, 2) (before a run has a trail, or after a reset)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        for marker, p in zip(self._starts, xy, strict=False):
+            if not np.isfinite(p).all():
+                marker.hide()
+                continue
+            if not marker.moving:
+                marker.setPos(float(p[0]), float(p[1]))
+            marker.show()
+
+    def set_selected(self, index: int | None) -> None:
+        """Which run a plain click moves (None: clicks do nothing); drawn a little bolder."""
+        self._selected = index
+        if self._last_frame is not None:
+            self.update_runs(**self._last_frame)
+
+    def selected(self) -> int | None:
+        return self._selected
+
+    def update_runs(
+        self,
+        positions: np.ndarray,
+        trails: Sequence[np.ndarray],
+        visible: Sequence[bool],
+        diverged: Sequence[bool],
+        selected: int | None = None,
+        *,
+        gradients: np.ndarray | None = None,
+        velocities: np.ndarray | None = None,
+        steps: np.ndarray | None = None,
+    ) -> None:
+        """Draw the latest frame: positions (n, 2), trails[i] (k_i, 2) (extra columns ignored).
+
+        A diverged run shows no ball but an X at its last finite point, and a dashed trail.
+        `selected` also sets which run a plain click moves (see set_selected).
+        """
+        n = len(self._trails)
+        positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+        if len(positions) != n or len(trails) != n or len(visible) != n or len(diverged) != n:
+            raise ValueError(f"set_runs announced {n} runs; got {len(positions)} positions")
+        self._selected = selected
+        self._last_frame = dict(
+            positions=positions,
+            trails=trails,
+            visible=visible,
+            diverged=diverged,
+            selected=selected,
+            gradients=gradients,
+            velocities=velocities,
+            steps=steps,
+        )
+        (x0, x1), (y0, y1) = self._box
+        sx, sy = x1 - x0, y1 - y0
+        stage = (x0 - sx, x1 + sx, y0 - sy, y1 + sy)
+
+        ball_pos, ball_brush, ball_pen = [], [], []
+        cross_pos, cross_brush, cross_pen = [], [], []
+        for i in range(n):
+            trail, start = self._trails[i], self._starts[i]
+            if not visible[i]:
+                trail.hide()
+                start.hide()
+                continue
+            pts = np.asarray(trails[i], dtype=np.float64)
+            pts = pts.reshape(len(pts), -1)[:, :2] if pts.size else np.empty((0, 2))
+            pts = last_finite_prefix(pts)
+            if len(pts) and not start.moving:
+                start.setPos(float(pts[0, 0]), float(pts[0, 1]))
+            if len(pts):
+                start.show()
+            if len(pts) > MAX_TRAIL_POINTS:
+                pts = pts[decimate_indices(len(pts), MAX_TRAIL_POINTS)]
+            # Points far off the stage become gaps: Qt does not draw paths at 1e300 well.
+            off = (
+                (pts[:, 0] < stage[0])
+                | (pts[:, 0] > stage[1])
+                | (pts[:, 1] < stage[2])
+                | (pts[:, 1] > stage[3])
+            )
+            shown = pts.copy()
+            shown[off] = np.nan
+            width = 3.4 if i == selected else 2.2
+            if diverged[i]:
+                pen = pg.mkPen(
+                    _color(self._colors[i], 170), width=width, style=Qt.PenStyle.DashLine
+                )
+            else:
+                pen = pg.mkPen(self._colors[i], width=width)
+            trail.setPen(pen)
+            if len(shown) >= 2:
+                trail.setData(shown[:, 0], shown[:, 1], connect="finite")
+                trail.show()
+            else:
+                trail.hide()
+            if diverged[i]:
+                # The X goes where the run was last seen near the box, not far off-screen.
+                near = (np.abs(pts[:, 0] - 0.5 * (x0 + x1)) <= 0.55 * sx) & (
+                    np.abs(pts[:, 1] - 0.5 * (y0 + y1)) <= 0.55 * sy
+                )
+                inside = np.nonzero(near)[0] if near.any() else np.nonzero(~off)[0]
+                if len(inside):
+                    cross_pos.append(pts[inside[-1]])
+                    cross_brush.append(self._brushes[i])
+                    cross_pen.append(pg.mkPen("#000000", width=1))
+                continue
+            p = positions[i]
+            if np.isfinite(p).all():
+                ball_pos.append(p)
+                ball_brush.append(self._brushes[i])
+                ball_pen.append(self._pens[i])
+        self._balls.setData(pos=np.asarray(ball_pos).reshape(-1, 2), brush=ball_brush, pen=ball_pen)
+        self._crosses.setData(
+            pos=np.asarray(cross_pos).reshape(-1, 2), brush=cross_brush, pen=cross_pen
+        )
+        if (
+            selected is not None
+            and 0 <= selected < n
+            and visible[selected]
+            and not diverged[selected]
+            and np.isfinite(positions[selected]).all()
+        ):
+            self._ring.setData(pos=positions[selected : selected + 1])
+        else:
+            self._ring.clear()
+        self._draw_arrows(positions, visible, diverged, gradients, velocities, steps)
+
+    def _draw_arrows(self, positions, visible, diverged, gradients, velocities, steps) -> None:
+        vectors = {"gradient": gradients, "velocity": velocities, "step": steps}
+        ok = (
+            np.asarray(visible, bool)
+            & ~np.asarray(diverged, bool)
+            & np.isfinite(positions).all(axis=1)
+        )
+        (x0, x1), (y0, y1) = self._box
+        span = max(x1 - x0, y1 - y0)
+        for kind, (shadow, arrow) in self._arrows.items():
+            v = vectors[kind]
+            if not self._overlay_on[kind] or v is None or not ok.any():
+                shadow.hide()
+                arrow.hide()
+                continue
+            v = np.asarray(v, dtype=np.float64).reshape(-1, 2)[ok]
+            if kind == "gradient":
+                v = -v
+            seg = arrow_segments(positions[ok], scale_arrows(v, 0.12 * span)).reshape(-1, 2)
+            for item in (shadow, arrow):
+                item.setData(seg[:, 0], seg[:, 1], connect="pairs")
+                item.setVisible(len(seg) > 0)
+
+    # ----------------------------------------------------------------------------- overlays
+    def set_overlay_visible(self, kind: str, visible: bool) -> None:
+        """Toggle an arrow overlay: one of OVERLAY_KINDS ("gradient", "velocity", "step")."""
+        if kind not in self._overlay_on:
+            raise ValueError(f"Unknown overlay {kind!r}; choose one of {', '.join(OVERLAY_KINDS)}")
+        self._overlay_on[kind] = bool(visible)
+        if not visible:
+            for item in self._arrows[kind]:
+                item.hide()
+        elif self._last_frame is not None:
+            self.update_runs(**self._last_frame)
+
+    def overlay_visible(self, kind: str) -> bool:
+        return self._overlay_on[kind]
+
+    # ---------------------------------------------------------------------------- gestures
+    def _left_click(self, x: float, y: float, modifiers) -> None:
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            self.addBallRequested.emit(x, y)
+        elif self._selected is not None and 0 <= self._selected < len(self._starts):
+            self._starts[self._selected].setPos(x, y)
+            self.startMoved.emit(self._selected, x, y)
+
+    def _start_dragging(self, i: int, item: _StartMarker) -> None:
+        if item.moving:
+            p = item.pos()
+            self.startDragged.emit(i, float(p.x()), float(p.y()))
+
+    def _start_dropped(self, i: int, item: _StartMarker) -> None:
+        p = item.pos()
+        self.startMoved.emit(i, float(p.x()), float(p.y()))
+
+    def _mouse_moved(self, scene_pos: QPointF) -> None:
+        vb = self.getViewBox()
+        if vb.sceneBoundingRect().contains(scene_pos):
+            p = vb.mapSceneToView(scene_pos)
+            self.pointHovered.emit(float(p.x()), float(p.y()))
+
+    # ------------------------------------------------------------------------------ export
+    def data_to_widget(self, xy: np.ndarray) -> np.ndarray:
+        """Widget pixel coordinates (n, 2) of data points (n, 2), for tests and tooltips."""
+        vb = self.getViewBox()
+        out = []
+        for x, y in np.asarray(xy, dtype=np.float64).reshape(-1, 2):
+            scene = vb.mapViewToScene(QPointF(float(x), float(y)))
+            w = self.mapFromScene(scene)
+            out.append((w.x(), w.y()))
+        return np.asarray(out).reshape(-1, 2)
