@@ -1,18 +1,487 @@
-"""The `gdsim` command: the window by default, headless subcommands otherwise."""
+"""The `gdsim` command: the window by default, headless subcommands otherwise.
+
+    gdsim [SCENARIO]             open the desktop window (on SCENARIO, a file or a shipped name)
+    gdsim run [SCENARIO] ...     run headless, print a summary, optionally write trajectories
+    gdsim list [WHAT]            surfaces, optimizers, schedules, scenarios
+
+Why the shape: bad input gets one clear line on stderr and exit status 2, never a traceback
+(a person typed it, they need to know what to fix); a run that diverges is a result, exit 0.
+Heavy modules (NumPy, SymPy, Qt) are imported only by the command that needs them, so
+``gdsim --version`` and ``gdsim --help`` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import re
 import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gdsim import __version__
 
+if TYPE_CHECKING:
+    from gdsim.engine.simulation import Simulation
+    from gdsim.scenario import Scenario
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gdsim", description="Gradient descent, made visible.")
+__all__ = ["main"]
+
+_COMMANDS = ("run", "list")
+_LIST_WHAT = ("surfaces", "optimizers", "schedules", "scenarios")
+
+
+class UsageError(Exception):
+    """Bad input from the person at the keyboard: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so main() owns the output."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _top_parser() -> _Parser:
+    parser = _Parser(
+        prog="gdsim",
+        description="Gradient descent, made visible. Without a command, opens the window.",
+        epilog=(
+            "commands:\n"
+            "  gdsim run [SCENARIO] ...   run headless and write trajectories (gdsim run --help)\n"
+            "  gdsim list [WHAT]          list surfaces, optimizers, schedules or scenarios\n"
+            "\nSCENARIO is a .json file or the name of a shipped scenario (gdsim list scenarios)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"gdsim {__version__}")
-    parser.parse_args(argv)
+    parser.add_argument(
+        "scenario", nargs="?", help="scenario to open (a .json file or a shipped scenario name)"
+    )
+    return parser
+
+
+def _run_parser() -> _Parser:
+    p = _Parser(
+        prog="gdsim run",
+        description=(
+            "Run a scenario without a window: print a summary and, with --out, write every "
+            "ball's trajectory (CSV: run,step,x,y,loss,grad_x,grad_y,lr,status,label; or JSON)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gdsim run default --out race.csv\n"
+            "  gdsim run my.json --steps 2000 --out runs.json\n"
+            "  gdsim run --surface booth --optimizer sgd --param lr=0.01 --param momentum=0.9 \\\n"
+            "            --start 1,2 --steps 100 --out t.csv\n"
+            "\n--param values are numbers, true/false, or pairs like betas=0.9,0.999.\n"
+            "Exit status: 0 when the run completed (divergence is a result), 2 for bad input."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", nargs="?", help="a .json file or a shipped scenario name")
+    p.add_argument("--out", metavar="FILE", help="write trajectories to FILE (.csv or .json)")
+    p.add_argument("--steps", type=_int_arg("--steps"), help="steps to run (default: scenario's)")
+    p.add_argument("--seed", type=_int_arg("--seed"), help="random seed (default: scenario's)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary table")
+    quick = p.add_argument_group("quick form (instead of a scenario file)")
+    quick.add_argument("--surface", metavar="NAME", help="built-in surface (gdsim list surfaces)")
+    quick.add_argument("--formula", metavar="F", help="custom surface f(x, y), e.g. 'x^2 + 10*y^2'")
+    quick.add_argument("--box", metavar="X0,X1,Y0,Y1", help="view box of the surface")
+    quick.add_argument(
+        "--surface-param", metavar="K=V", action="append", default=[], help="surface parameter"
+    )
+    quick.add_argument("--optimizer", metavar="NAME", help="optimizer (gdsim list optimizers)")
+    quick.add_argument(
+        "--param", metavar="K=V", action="append", default=[], help="optimizer hyperparameter"
+    )
+    quick.add_argument(
+        "--start",
+        metavar="X,Y",
+        action="append",
+        default=[],
+        help="start point; repeat for several balls (default: the surface's first start)",
+    )
+    quick.add_argument("--schedule", metavar="NAME", help="learning-rate schedule")
+    quick.add_argument(
+        "--schedule-param", metavar="K=V", action="append", default=[], help="schedule parameter"
+    )
+    quick.add_argument("--noise", metavar="STD", help="Gaussian gradient noise (std)")
+    quick.add_argument("--label", help="name of the ball in the output")
+    stop = p.add_argument_group("stop rules (a run meeting one is marked converged)")
+    stop.add_argument("--grad-tol", metavar="TOL", help="stop when |gradient| <= TOL")
+    stop.add_argument("--loss-tol", metavar="TOL", help="stop when a step changes f by <= TOL")
+    stop.add_argument("--max-steps", metavar="N", help="stop a run after N steps")
+    return p
+
+
+def _list_parser() -> _Parser:
+    p = _Parser(prog="gdsim list", description="List what gdsim knows, with one line each.")
+    p.add_argument("what", nargs="?", choices=_LIST_WHAT, help="what to list (default: all)")
+    return p
+
+
+def _int_arg(flag: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        return value
+
+    parse.__name__ = flag
+    return parse
+
+
+# ------------------------------------------------------------------------------- values
+def parse_value(text: str) -> Any:
+    """A command-line value: ``true``/``false``, a number, a pair ``a,b``; else the text."""
+    t = text.strip()
+    if t.lower() in ("true", "yes", "on"):
+        return True
+    if t.lower() in ("false", "no", "off"):
+        return False
+    if "," in t:
+        return [parse_value(part) for part in t.split(",")]
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        return text
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"gdsim run: {flag}: expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _numbers(text: str, count: int, flag: str) -> list[float]:
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        shape = ",".join("XY"[k] if count == 2 else "N" for k in range(count))
+        raise UsageError(f"gdsim run: {flag}: expected {count} numbers like {shape}, got {text!r}")
+    return values
+
+
+# ------------------------------------------------------------------------------- scenarios
+def _resolve(name: str) -> str:
+    """A scenario argument as a path: an existing file, else a shipped scenario's name."""
+    if os.path.exists(name):
+        return name
+    from gdsim.scenario import shipped, shipped_path
+
+    stem = name[:-5] if name.endswith(".json") else name
+    if os.sep not in name and "/" not in name:
+        path = shipped_path(stem)
+        if path is not None:
+            return path
+    names = ", ".join(s.name for s in shipped())
+    raise UsageError(f"gdsim: no scenario file {name!r} (and no shipped scenario: {names})")
+
+
+def _load(name: str) -> Scenario:
+    from gdsim.scenario import Scenario, ScenarioError
+
+    path = _resolve(name)
+    try:
+        return Scenario.load(path)
+    except ScenarioError as e:
+        raise UsageError(f"gdsim: {e}") from None
+
+
+_FLAG_FOR = (
+    (r"runs\[\d+\]\.params\.(\w+)", "--param {0}"),
+    (r"runs\[\d+\]\.params", "--param"),
+    (r"runs\[\d+\]\.schedule\.name", "--schedule"),
+    (r"runs\[\d+\]\.schedule\.(\w+)", "--schedule-param {0}"),
+    (r"runs\[\d+\]\.schedule", "--schedule"),
+    (r"runs\[\d+\]\.(start|noise|optimizer|label)", "--{0}"),
+    (r"surface\.params\.(\w+)", "--surface-param {0}"),
+    (r"surface\.(name)", "--surface"),
+    (r"surface\.(formula|box)", "--{0}"),
+    (r"surface", "--surface"),
+    (r"stop\.(\w+)", "--{0}"),
+    (r"(steps|seed)", "--{0}"),
+)
+
+
+def _flag(field: str | None) -> str | None:
+    """The command-line flag that set a scenario field, for the quick form's messages."""
+    if field is None:
+        return None
+    for pattern, flag in _FLAG_FOR:
+        m = re.fullmatch(pattern + r"(?:\[\d+\])*", field)
+        if m:
+            # option names use dashes (--grad-tol); parameter names stay torch's (weight_decay)
+            groups = (
+                [g.replace("_", "-") for g in m.groups()] if flag.startswith("--{") else m.groups()
+            )
+            return flag.format(*groups)
+    return field
+
+
+def _quick_scenario(args: argparse.Namespace) -> Scenario:
+    from gdsim.scenario import Scenario, ScenarioError
+
+    if args.surface is None and args.formula is None:
+        raise UsageError(
+            "gdsim run: give a SCENARIO file, or --surface NAME (or --formula F) with --optimizer"
+        )
+    if args.optimizer is None:
+        raise UsageError("gdsim run: --optimizer is required in the quick form")
+    surface: dict[str, Any] = {}
+    if args.surface is not None:
+        surface["name"] = args.surface
+    if args.formula is not None:
+        surface["formula"] = args.formula
+    if args.surface_param:
+        surface["params"] = _pairs(args.surface_param, "--surface-param")
+    if args.box is not None:
+        b = _numbers(args.box, 4, "--box")
+        surface["box"] = [b[:2], b[2:]]
+    run: dict[str, Any] = {"optimizer": args.optimizer, "params": _pairs(args.param, "--param")}
+    if args.label is not None:
+        run["label"] = args.label
+    if args.schedule is not None:
+        run["schedule"] = {"name": args.schedule, **_pairs(args.schedule_param, "--schedule-param")}
+    elif args.schedule_param:
+        raise UsageError("gdsim run: --schedule-param needs --schedule")
+    if args.noise is not None:
+        run["noise"] = parse_value(args.noise)
+    starts = [_numbers(s, 2, "--start") for s in args.start]
+    doc: dict[str, Any] = {"gdsim": 1, "surface": surface, "steps": 500, "runs": []}
+    try:
+        if not starts:
+            base = Scenario.from_dict(doc)
+            default = base.build_surface().starts
+            if len(default) == 0:
+                raise UsageError("gdsim run: --start X,Y is needed (this surface has no default)")
+            starts = [[float(default[0][0]), float(default[0][1])]]
+        doc["runs"] = [{**run, "start": s} for s in starts]
+        if len(starts) > 1 and "label" in run:
+            for k, r in enumerate(doc["runs"]):
+                r["label"] = f"{run['label']} {k + 1}"
+        return Scenario.from_dict(doc)
+    except ScenarioError as e:
+        flag = _flag(e.field)
+        raise UsageError(f"gdsim run: {flag + ': ' if flag else ''}{e.reason}") from None
+
+
+def _apply_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    from gdsim.scenario import MAX_STEPS, ScenarioError
+
+    if args.steps is not None:
+        if args.steps > MAX_STEPS:
+            raise UsageError(f"gdsim run: --steps: must be <= {MAX_STEPS}, got {args.steps}")
+        scenario.steps = args.steps
+    if args.seed is not None:
+        scenario.seed = args.seed
+    stop = {
+        "grad_tol": args.grad_tol,
+        "loss_tol": args.loss_tol,
+        "max_steps": args.max_steps,
+    }
+    stop = {k: parse_value(v) for k, v in stop.items() if v is not None}
+    if stop:
+        doc = scenario.to_dict()
+        doc["stop"] = {**doc.get("stop", {}), **stop}
+        try:
+            scenario = type(scenario).from_dict(doc)
+        except ScenarioError as e:
+            raise UsageError(f"gdsim run: {_flag(e.field)}: {e.reason}") from None
+    return scenario
+
+
+# ------------------------------------------------------------------------------- commands
+def _cmd_window(args: argparse.Namespace) -> int:
+    path = None
+    if args.scenario is not None:
+        path = _resolve(args.scenario)
+        _load(path)  # a broken file is reported here, in one line, before any window opens
+    try:
+        app = importlib.import_module("gdsim.ui.app")  # Qt only now, never for headless commands
+    except ImportError as e:
+        print(
+            f"gdsim: the desktop window cannot start: {e}. "
+            "Headless commands still work: gdsim run --help",
+            file=sys.stderr,
+        )
+        return 2
+    result = app.main(path)
+    return int(result or 0)
+
+
+# Options whose values may start with "-" (--start -1.5,2, --formula "-x^2"): argparse would
+# take such a value for an option, so they are glued to their flag before parsing.
+_VALUE_MAY_BE_NEGATIVE = ("--start", "--box", "--formula", "--param", "--surface-param",
+                          "--schedule-param", "--noise", "--grad-tol", "--loss-tol")  # fmt: skip
+
+
+def _glue_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _VALUE_MAY_BE_NEGATIVE and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _cmd_run(argv: list[str]) -> int:
+    args = _run_parser().parse_args(_glue_values(argv))
+    quick = [
+        f
+        for f in ("surface", "formula", "box", "optimizer", "schedule", "noise", "label")
+        if getattr(args, f) is not None
+    ]
+    quick += [f for f in ("param", "start", "surface_param", "schedule_param") if getattr(args, f)]
+    if args.scenario is not None:
+        if quick:
+            flag = "--" + quick[0].replace("_", "-")
+            raise UsageError(f"gdsim run: {flag} cannot be combined with a scenario file")
+        scenario = _load(args.scenario)
+    else:
+        scenario = _quick_scenario(args)
+    scenario = _apply_overrides(scenario, args)
+
+    out_format = None
+    if args.out is not None:
+        from gdsim.export.data import format_for
+
+        try:
+            out_format = format_for(args.out)
+        except ValueError as e:
+            raise UsageError(f"gdsim run: --out: {e}") from None
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(folder):
+            raise UsageError(f"gdsim run: --out: folder {folder!r} does not exist")
+
+    sim = scenario.to_simulation()
+    sim.step(scenario.steps)
+
+    if args.out is not None:
+        from gdsim.export.data import write_trajectories
+
+        try:
+            rows = write_trajectories(args.out, sim, scenario)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise UsageError(f"gdsim run: cannot write {args.out!r}: {reason}") from None
+    if not args.quiet:
+        _print_summary(scenario, sim)
+        if args.out is not None:
+            print(f"wrote {args.out} ({out_format}, {sim.n_runs} runs, {rows} rows)")
     return 0
+
+
+def _print_summary(scenario: Scenario, sim: Simulation) -> None:
+    import math
+
+    frame = sim.frame()
+    surface = sim.surface
+    where = surface.name if surface.name != "custom" else f"f(x, y) = {surface.formula}"
+    if scenario.title:
+        print(scenario.title)
+    print(f"surface {where}, {scenario.steps} steps, seed {scenario.seed}")
+    header = ("#", "label", "optimizer", "status", "steps", "x", "y", "loss", "|grad|")
+    rows = []
+    for i, spec in enumerate(sim.runs):
+        status = frame.status[i].value
+        if frame.stopped_at[i] >= 0:
+            status += f" at {frame.stopped_at[i]}"
+        g = frame.gradients[i]
+        rows.append(
+            (
+                str(i),
+                spec.label,
+                spec.optimizer,
+                status,
+                str(frame.step[i]),
+                f"{frame.positions[i, 0]:.6g}",
+                f"{frame.positions[i, 1]:.6g}",
+                f"{frame.losses[i]:.6g}",
+                f"{math.hypot(g[0], g[1]):.3g}",
+            )
+        )
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    numeric = {0, 4, 5, 6, 7, 8}
+    for r in [header, *rows]:
+        cells = [
+            c.rjust(w) if k in numeric else c.ljust(w)
+            for k, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def _cmd_list(argv: list[str]) -> int:
+    args = _list_parser().parse_args(argv)
+    sections = [args.what] if args.what else list(_LIST_WHAT)
+    for k, what in enumerate(sections):
+        if len(sections) > 1:
+            print(("\n" if k else "") + f"{what}:")
+        rows = _listing(what)
+        width = max((len(name) for name, _ in rows), default=0)
+        for name, story in rows:
+            print(f"  {name:<{width}}  {story}".rstrip())
+    return 0
+
+
+def _listing(what: str) -> list[tuple[str, str]]:
+    if what == "optimizers":
+        from gdsim.engine import optimizers
+
+        return [(n, f"{i.display_name}: {i.idea}") for n, i in optimizers.CATALOGUE.items()]
+    if what == "schedules":
+        from gdsim.engine import schedules
+
+        return [(n, f"{i.display_name}: {i.idea}") for n, i in schedules.CATALOGUE.items()]
+    if what == "surfaces":
+        from gdsim.engine import surfaces
+
+        out = []
+        for name in surfaces.names():
+            s = surfaces.get(name)
+            out.append((name, f"{s.title}: {s.story}" if s.story else s.title))
+        return out
+    from gdsim.scenario import shipped
+
+    return [(s.name, s.title) for s in shipped()]
+
+
+# ------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gdsim`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv and argv[0] == "run":
+            return _cmd_run(argv[1:])
+        if argv and argv[0] == "list":
+            return _cmd_list(argv[1:])
+        return _cmd_window(_top_parser().parse_args(argv))
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help and --version print and exit 0 through argparse
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except KeyboardInterrupt:
+        print("gdsim: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
