@@ -20,8 +20,8 @@ import pyqtgraph as pg
 import pyqtgraph.opengl as gl
 from OpenGL import GL
 from pyqtgraph.opengl import shaders
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QVector3D
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QMatrix4x4, QPainter, QVector3D
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from gdsim.ui.views import colormaps
@@ -199,6 +199,7 @@ class Surface3DView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._gl)
+        self._auto_fit = True
 
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
@@ -250,6 +251,7 @@ class Surface3DView(QWidget):
         self._last_frame: dict | None = None
 
         self.reset_camera()
+        self._gl.installEventFilter(self)
 
     # ----------------------------------------------------------------------------- plumbing
     @property
@@ -385,6 +387,8 @@ class Surface3DView(QWidget):
         self._wire.setVisible(wireframe)
         self._wire_on = wireframe
         self._build_floor(x, y)
+        if self._auto_fit:  # a box of another shape needs another distance
+            self._gl.setCameraPosition(distance=self._fit_distance(self._aspect()))
         # Minima and runs were placed against the old surface: place them again.
         self._place_minima()
         if self._last_frame is not None:
@@ -738,12 +742,28 @@ class Surface3DView(QWidget):
 
     # ------------------------------------------------------------------------------ camera
     def _fit_distance(self, aspect_hw: float) -> float:
-        """Camera distance at which the whole scene box fits in a view of this height/width."""
+        """Camera distance at which the scene box and its floor labels just fit a view of this
+        height/width, for the current camera direction and centre (exact for perspective)."""
         hx, hy = self._half
-        radius = math.sqrt(hx * hx + hy * hy + (0.5 * SCENE_HEIGHT) ** 2)
-        hfov = math.radians(self._gl.opts["fov"])
-        vfov = 2 * math.atan(math.tan(hfov / 2) * aspect_hw)
-        return 1.02 * radius / math.sin(min(hfov, vfov) / 2)
+        m = 0.25  # the floor's tick labels reach about this far beyond the box
+        pts = [
+            (sx * (hx + m), sy * (hy + m), -0.06 * SCENE_HEIGHT) for sx in (-1, 1) for sy in (-1, 1)
+        ] + [(sx * hx, sy * hy, SCENE_HEIGHT) for sx in (-1, 1) for sy in (-1, 1)]
+        opts = self._gl.opts
+        rot = QMatrix4x4()
+        rot.rotate(opts["elevation"] - 90, 1, 0, 0)
+        rot.rotate(opts["azimuth"] + 90, 0, 0, -1)
+        c = opts["center"]
+        tan_h = math.tan(math.radians(opts["fov"]) / 2)
+        tan_v = tan_h * aspect_hw
+        fill = 0.94
+        need = 0.0
+        for p in pts:
+            q = rot.map(QVector3D(p[0] - c.x(), p[1] - c.y(), p[2] - c.z()))
+            need = max(
+                need, q.z() + abs(q.x()) / (fill * tan_h), q.z() + abs(q.y()) / (fill * tan_v)
+            )
+        return need
 
     def _aspect(self) -> float:
         w, h = self._gl.width(), self._gl.height()
@@ -768,11 +788,20 @@ class Surface3DView(QWidget):
             )
         elevation, azimuth = angles[name]
         self._gl.setCameraPosition(
-            pos=QVector3D(0.0, 0.0, 0.3 * SCENE_HEIGHT),
-            distance=self._fit_distance(self._aspect()),
-            elevation=elevation,
-            azimuth=azimuth,
+            pos=QVector3D(0.0, 0.0, 0.3 * SCENE_HEIGHT), elevation=elevation, azimuth=azimuth
         )
+        self._gl.setCameraPosition(distance=self._fit_distance(self._aspect()))
+        self._auto_fit = True
+
+    def eventFilter(self, watched, event) -> bool:
+        """Keep a fitted camera fitted as the dock resizes, until the person takes the camera."""
+        if watched is self._gl:
+            kind = event.type()
+            if kind in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel, QEvent.Type.KeyPress):
+                self._auto_fit = False
+            elif kind == QEvent.Type.Resize and self._auto_fit:
+                self._gl.setCameraPosition(distance=self._fit_distance(self._aspect()))
+        return super().eventFilter(watched, event)
 
     def camera(self) -> dict:
         """Camera parameters (center, distance, fov, elevation, azimuth) for saving a view."""
@@ -788,8 +817,8 @@ class Surface3DView(QWidget):
 
         Strokes and point sizes grow with the size, so a 4K export looks like the screen, and
         images up to about 4 megapixels are rendered at twice the size and scaled down for
-        smooth edges. The camera backs off if the export is wider than the screen, so nothing
-        that was visible is cropped. Needs the view to have been shown once (a GL context).
+        smooth edges. The camera distance is adapted to the image's shape (the same zoom
+        relative to a fitted view). Needs the view to have been shown once (a GL context).
         """
         width, height = int(width), int(height)
         if width <= 0 or height <= 0:
@@ -798,7 +827,9 @@ class Surface3DView(QWidget):
             raise RuntimeError("The 3-D view has no OpenGL context yet: show it before rendering")
         ss = 2 if width * height <= 4_200_000 else 1
         rw, rh = width * ss, height * ss
-        backoff = max(1.0, self._aspect() / (height / width))
+        # Keep the zoom relative to a fitted view, so a wide export of a tall dock is framed
+        # for its own shape instead of cropped or shrunk.
+        backoff = self._fit_distance(height / width) / self._fit_distance(self._aspect())
         # Lines, points and labels keep their size relative to the scene, as on screen.
         stroke = ss * width / max(1, self._gl.width()) / backoff
         with self._export_state(stroke, backoff):

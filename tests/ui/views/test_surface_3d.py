@@ -251,3 +251,33 @@ def test_a_new_surface_replaces_the_old_and_runs_follow_it(view, qtbot):
     assert view.to_scene(4.0, 1.0, 0.0)[:2] == pytest.approx([1.0, 0.25])
     (px, py), _ = view.project(view.to_scene([1.0, -1.0], [0.0, 0.0], [0.1, 0.1]))
     assert any_within(red, px, py, 25)
+
+
+def test_fitted_camera_follows_resizes_until_the_person_takes_it(view, qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    x, y, z = bowl()
+    view.set_surface(x, y, z)
+    d0 = view.camera()["distance"]
+    view.resize(900, 300)  # a wide, short dock: the height decides, so back off
+    qtbot.waitUntil(lambda: view.camera()["distance"] > 1.2 * d0)
+    gl = view.gl_widget
+    wheel = QWheelEvent(
+        QPointF(50, 50),
+        QPointF(gl.mapToGlobal(QPoint(50, 50))),
+        QPoint(0, 0),
+        QPoint(0, 120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(gl, wheel)
+    zoomed = view.camera()["distance"]
+    view.resize(640, 480)
+    QApplication.processEvents()
+    assert view.camera()["distance"] == pytest.approx(zoomed)
+    view.reset_camera()
+    assert view.camera()["distance"] == pytest.approx(d0, rel=0.02)
