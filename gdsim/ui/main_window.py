@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (
@@ -59,8 +60,8 @@ MAX_RECENT = 8
 EXPORT_SIZES = {
     "Window size": None,
     "2x window": 2,
-    "1920 x 1080 (Full HD)": (1920, 1080),
-    "3840 x 2160 (4K)": (3840, 2160),
+    "1920 x 1080 (Full HD; plots: 1920 wide)": (1920, 1080),
+    "3840 x 2160 (4K; plots: 3840 wide)": (3840, 2160),
 }
 HELP_TEXT = """<h3>gdsim: gradient descent, made visible</h3>
 <p>Each ball is one run of an optimizer on the loss surface f(x, y). Its update is exactly
@@ -143,15 +144,19 @@ class ReadoutTable(QTableWidget):
 
 
 def render_view(view: QWidget, width: int, height: int) -> QImage:
-    """The view drawn at width x height: the 3-D view renders offscreen through GL, a plot
-    is exported by pyqtgraph (so lines stay crisp at 4K instead of being upscaled pixels)."""
+    """The view drawn for export.
+
+    The 3-D view renders offscreen through GL at exactly width x height. A 2-D plot is
+    re-drawn by pyqtgraph's exporter at `width` pixels wide (lines and text stay crisp at 4K
+    instead of being upscaled pixels); its height follows the view's aspect ratio, because
+    stretching a plot to another aspect would distort the contours.
+    """
     if hasattr(view, "render_image"):
         return view.render_image(width, height)
     from pyqtgraph.exporters import ImageExporter
 
     exporter = ImageExporter(view.getPlotItem())
     exporter.parameters()["width"] = width
-    exporter.parameters()["height"] = height
     image = exporter.export(toBytes=True)
     return image if isinstance(image, QImage) else QImage()
 
@@ -236,6 +241,8 @@ class MainWindow(QMainWindow):
         self._add_dock("Runs", self.runs_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._add_dock("Loss", self.loss_plot, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_dock("Readouts", self.readouts, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.runs_panel.setMinimumWidth(330)
+        self.surface_panel.setMinimumWidth(280)
 
         self.status_step = QLabel()
         self.status_rate = QLabel()
@@ -287,7 +294,7 @@ class MainWindow(QMainWindow):
         self.doc.runsChanged.connect(self._on_runs_changed)
         self.doc.runEdited.connect(self._on_run_changed)
         self.doc.settingsChanged.connect(self._on_settings_changed)
-        self.doc.undo_stack.cleanChanged.connect(lambda _c: self._update_title())
+        self.doc.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
@@ -790,10 +797,16 @@ class MainWindow(QMainWindow):
             self.worker.post("budget", d.steps)
             self.worker.post("stop_rules", StopRules(None, d.stop.grad_tol, d.stop.loss_tol))
 
-    def _update_title(self) -> None:
+    def _on_clean_changed(self, clean: bool) -> None:
+        # The stack also says so from its destructor, when the window may be half gone.
+        if shiboken6.isValid(self) and shiboken6.isValid(self.doc):
+            self._update_title(dirty=not clean)
+
+    def _update_title(self, dirty: bool | None = None) -> None:
+        dirty = self.doc.is_dirty() if dirty is None else dirty
         name = self.doc.path.name if self.doc.path else "untitled"
-        self.setWindowTitle(f"{name}{' *' if self.doc.is_dirty() else ''} — gdsim")
-        self.setWindowModified(self.doc.is_dirty())
+        self.setWindowTitle(f"{name}[*] — gdsim")
+        self.setWindowModified(dirty)
 
     # ------------------------------------------------------------------ packets and drawing
     def _on_packet(self, packet: FramePacket) -> None:
@@ -858,8 +871,11 @@ class MainWindow(QMainWindow):
         if now - self._fps_t0 >= 1.0:
             self._fps = self._frames_drawn / (now - self._fps_t0)
             self._frames_drawn, self._fps_t0 = 0, now
-        rate = f"{packet.steps_per_second:,.0f} steps/s · " if packet.playing else ""
-        self.status_rate.setText(f"{rate}{self._fps:.0f} fps")
+        self.status_rate.setText(
+            f"{packet.steps_per_second:,.0f} steps/s · {self._fps:.0f} fps"
+            if packet.playing
+            else ""
+        )
         self._drawn_packet = packet
         self.redrawn.emit()
 
@@ -922,7 +938,7 @@ class MainWindow(QMainWindow):
                 self, "Export failed", f"Cannot write {path}:\n{exc.strerror or exc}"
             )
             return False
-        self.statusBar().showMessage(f"Saved {path} ({size[0]}x{size[1]})", 5000)
+        self.statusBar().showMessage(f"Saved {path} ({image.width()}x{image.height()})", 5000)
         return True
 
     def export_trajectories(self, path: Path | None = None) -> None:
@@ -986,8 +1002,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = settings.value("window/state")
-        if state is not None:
-            self.restoreState(state)
+        self._layout_restored = state is not None and self.restoreState(state)
         splitter = settings.value("window/splitter")
         if splitter is not None:
             self._splitter.restoreState(splitter)
@@ -1017,6 +1032,17 @@ class MainWindow(QMainWindow):
         except (ScenarioError, ValueError):
             pass
         settings.sync()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._layout_restored:
+            # First start: a modest strip for loss and readouts leaves room for the surface.
+            self._layout_restored = True
+            bottom = [self.docks["Loss"], self.docks["Readouts"]]
+            self.resizeDocks(bottom, [220, 220], Qt.Orientation.Vertical)
+            self.resizeDocks(
+                bottom, [3 * self.width() // 5, 2 * self.width() // 5], Qt.Orientation.Horizontal
+            )
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():

@@ -50,6 +50,8 @@ def make_window(qtbot, settings_org, no_dialogs):
         window.resize(1400, 900)
         window.show()
         qtbot.waitExposed(window)
+        window.activateWindow()  # no window manager under Xvfb: shortcuts need an active window
+        qtbot.waitUntil(window.isActiveWindow, timeout=3000)
         wait_drawn(qtbot, window)
         windows.append(window)
         return window

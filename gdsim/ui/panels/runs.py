@@ -57,10 +57,10 @@ class RunGroup(QGroupBox):
         self.visible_box.setChecked(spec.visible)
         self.visible_box.setToolTip("Show or hide this ball, its trail and its loss curve")
         self.duplicate_button = QToolButton()
-        self.duplicate_button.setText("⧉")
+        self.duplicate_button.setText("Copy")
         self.duplicate_button.setToolTip("Duplicate this run")
         self.remove_button = QToolButton()
-        self.remove_button.setText("✕")
+        self.remove_button.setText("Remove")
         self.remove_button.setToolTip("Remove this run (Undo brings it back)")
         for w in (self.color, self.label_edit, self.visible_box):
             header.addWidget(w)

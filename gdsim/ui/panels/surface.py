@@ -66,13 +66,14 @@ class SurfacePanel(QWidget):
         self.formula_error.setObjectName("formula_error")
         self.formula_error.setStyleSheet("color: #c22;")
         self.formula_error.setWordWrap(True)
-        self.formula_error.hide()
+        # The line stays in the layout even when empty, so typing never makes the panel jump.
+        self.formula_error.setMinimumHeight(self.formula_error.fontMetrics().height() * 2)
         form.addRow("", self.formula_error)
         self.story = QLabel()
         self.story.setWordWrap(True)
         self.story.setStyleSheet("color: #555; font-style: italic;")
-        form.addRow("", self.story)
         layout.addLayout(form)
+        layout.addWidget(self.story)
 
         self._params_form = QFormLayout()
         layout.addLayout(self._params_form)
@@ -135,6 +136,7 @@ class SurfacePanel(QWidget):
         self.combo.blockSignals(False)
         if self.formula.text() != surface.formula:
             self.formula.setText(surface.formula)
+            self.formula.setCursorPosition(0)
         self._set_formula_error(None)
         self.story.setText(surface.story)
         self.story.setVisible(bool(surface.story))
@@ -152,7 +154,7 @@ class SurfacePanel(QWidget):
             w.blockSignals(False)
 
     def formula_error_text(self) -> str:
-        return self.formula_error.text() if self.formula_error.isVisible() else ""
+        return self.formula_error.text()
 
     # -- internals --------------------------------------------------------------------------
     def _rebuild_params(self, params: dict) -> None:
@@ -180,7 +182,6 @@ class SurfacePanel(QWidget):
     def _set_formula_error(self, message: str | None) -> None:
         self.formula.setStyleSheet(BAD_STYLE if message else "")
         self.formula_error.setText(message or "")
-        self.formula_error.setVisible(bool(message))
 
     def _check_formula(self) -> bool:
         text = self.formula.text()

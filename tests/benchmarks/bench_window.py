@@ -1,0 +1,255 @@
+"""Benchmark of the real main window under Xvfb + Mesa llvmpipe (issue: the desktop app).
+
+Run (from the repository root, after `bash .ci/setup`):
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python tests/benchmarks/bench_window.py
+
+Measures, with a 200x200 surface grid, 8 balls with growing trails and every view live:
+  * frames drawn per second while the simulation runs flat out      (target >= 30)
+  * engine steps per second meanwhile                                (target >= 5,000)
+  * input-event latency while running flat out, p50/p99              (p99 target < 50 ms)
+  * launch to first drawn frame, in a fresh process                  (target < 2 s)
+  * the same scene drawn by matplotlib mplot3d (Agg), ms per frame, as a ratio
+Writes tests/benchmarks/results/window.json and prints a table. Measures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "tests" / "benchmarks" / "results"
+GRID = 200
+RUN_SECONDS = 6.0
+
+SCENARIO = {
+    "gdsim": 1,
+    "title": "benchmark: 8 balls on Rosenbrock",
+    "surface": {"name": "rosenbrock"},
+    "steps": 10_000_000,
+    "seed": 0,
+    "runs": [
+        {
+            "label": f"{name} {k}",
+            "optimizer": name,
+            "params": params,
+            "start": [-1.5 + 0.1 * k, 2.0],
+        }
+        for k, (name, params) in enumerate(
+            [
+                ("sgd", {"lr": 1e-4}),
+                ("sgd", {"lr": 1e-4, "momentum": 0.9}),
+                ("sgd", {"lr": 1e-4, "momentum": 0.9, "nesterov": True}),
+                ("adam", {"lr": 0.01}),
+                ("rmsprop", {"lr": 0.001}),
+                ("adagrad", {"lr": 0.1}),
+                ("adamw", {"lr": 0.01}),
+                ("nadam", {"lr": 0.01}),
+            ]
+        )
+    ],
+}
+
+
+def _write_scenario() -> Path:
+    path = RESULTS / "bench_window_scenario.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(SCENARIO))
+    return path
+
+
+def launch_probe() -> None:
+    """Child process: open the window and exit as soon as the first frame is drawn."""
+    from gdsim.ui.app import ensure_app, settings_organization  # noqa: F401
+
+    os.environ["GDSIM_SETTINGS_ORG"] = "gdsim-bench"
+    app = ensure_app()
+    from gdsim.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.redrawn.connect(lambda: (print("FIRST_FRAME", flush=True), os._exit(0)))
+    window.open_initial(None)
+    window.show()
+    app.exec()
+
+
+def measure_launch(repeats: int = 3) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, __file__, "--launch-probe"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "GDSIM_SETTINGS_ORG": "gdsim-bench"},
+        )
+        if "FIRST_FRAME" not in out.stdout:
+            raise RuntimeError(f"launch probe failed: {out.stderr[-2000:]}")
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_window() -> dict:
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+
+    from gdsim.ui.app import ensure_app
+
+    os.environ["GDSIM_SETTINGS_ORG"] = "gdsim-bench"
+    app = ensure_app()
+    QCoreApplication.setOrganizationName("gdsim-bench")
+    from gdsim.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1280, 960)
+    window._display["resolution"] = GRID
+    window.open_path(_write_scenario(), remember=False)
+    window.show()
+    deadline = time.perf_counter() + 10
+    while window.packet is None and time.perf_counter() < deadline:
+        app.processEvents()
+    window.playback.max_speed.setChecked(True)
+
+    frames: list[float] = []
+    window.redrawn.connect(lambda: frames.append(time.perf_counter()))
+
+    # Input latency: events posted to the GUI thread's queue while it is busy drawing.
+    latencies: list[float] = []
+    event_type = QEvent.Type(QEvent.registerEventType())
+
+    class Probe(QObject):
+        def event(self, e):
+            if e.type() == event_type:
+                latencies.append(time.perf_counter() - e.sent)  # type: ignore[attr-defined]
+                return True
+            return super().event(e)
+
+    probe = Probe()
+
+    def post_probe() -> None:
+        e = QEvent(event_type)
+        e.sent = time.perf_counter()  # type: ignore[attr-defined]
+        QCoreApplication.postEvent(probe, e)
+
+    poster = QTimer()
+    poster.timeout.connect(post_probe)
+    poster.start(7)
+
+    window.set_playing(True)
+    t_start = time.perf_counter()
+    step_start = None
+    while time.perf_counter() - t_start < RUN_SECONDS:
+        app.processEvents()
+        if step_start is None and window.packet is not None and window.packet.playing:
+            step_start = (time.perf_counter(), int(window.packet.frame.step.sum()))
+        time.sleep(0.001)
+    t_end = time.perf_counter()
+    steps_end = int(window.packet.frame.step.sum())
+    poster.stop()
+    window.set_playing(False)
+    trail_points = [len(window.trails.get(i)) for i in window.doc.ids]
+    window.doc.undo_stack.setClean()
+    window.close()
+    app.processEvents()
+
+    span = t_end - (frames[0] if frames else t_start)
+    ball_steps = steps_end - (step_start[1] if step_start else 0)
+    elapsed = t_end - (step_start[0] if step_start else t_start)
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
+
+    return {
+        "fps": (len(frames) - 1) / span if len(frames) > 1 else 0.0,
+        "steps_per_second_per_ball": ball_steps / len(SCENARIO["runs"]) / elapsed,
+        "ball_steps_per_second": ball_steps / elapsed,
+        "input_latency_ms_p50": pct(50),
+        "input_latency_ms_p99": pct(99),
+        "input_events": len(lat),
+        "trail_points_per_ball_at_end": trail_points,
+    }
+
+
+def measure_matplotlib(frames: int = 5) -> float | None:
+    """ms per frame for the same scene with mplot3d on Agg (None if matplotlib is absent)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import numpy as np
+
+    from gdsim.engine import surfaces
+
+    s = surfaces.get("rosenbrock")
+    x, y, z = s.grid(GRID, GRID)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    rng = np.random.default_rng(0)
+    trails = [np.cumsum(rng.normal(0, 0.01, (2000, 2)), axis=0) for _ in range(8)]
+    fig = plt.figure(figsize=(8, 6), dpi=100)
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
+    t0 = time.perf_counter()
+    for _ in range(frames):
+        ax.cla()
+        ax.plot_surface(X, Y, np.log1p(z), cmap="viridis", rstride=1, cstride=1, linewidth=0)
+        for t in trails:
+            ax.plot(t[:, 0], t[:, 1], np.log1p(s.value(t)))
+        fig.canvas.draw()
+    plt.close(fig)
+    return (time.perf_counter() - t0) / frames * 1000
+
+
+def main() -> None:
+    if "--launch-probe" in sys.argv:
+        launch_probe()
+        return
+    window = measure_window()
+    launch = measure_launch()
+    mpl_ms = measure_matplotlib()
+    gl_ms = 1000 / window["fps"] if window["fps"] else float("nan")
+    result = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "grid": GRID,
+        "balls": len(SCENARIO["runs"]),
+        **window,
+        "launch_to_first_frame_s": launch,
+        "matplotlib_mplot3d_ms_per_frame": mpl_ms,
+        "gdsim_ms_per_frame": gl_ms,
+        "matplotlib_over_gdsim": (mpl_ms / gl_ms) if mpl_ms else None,
+        "targets": {"fps": 30, "steps_per_second": 5000, "latency_p99_ms": 50, "launch_s": 2},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "window.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = [
+        ("frames per second (all views live)", f"{window['fps']:.1f}", ">= 30"),
+        ("engine steps/s per ball", f"{window['steps_per_second_per_ball']:,.0f}", ">= 5,000"),
+        (
+            "input latency p50 / p99 (ms)",
+            f"{window['input_latency_ms_p50']:.1f} / {window['input_latency_ms_p99']:.1f}",
+            "p99 < 50",
+        ),
+        ("launch to first frame (s), 3 runs", ", ".join(f"{t:.2f}" for t in launch), "< 2"),
+        (
+            "matplotlib mplot3d ms/frame (ratio)",
+            f"{mpl_ms:.0f} ({result['matplotlib_over_gdsim']:.1f}x)" if mpl_ms else "n/a",
+            "",
+        ),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<40} {value:>22}   {target}")
+
+
+if __name__ == "__main__":
+    main()

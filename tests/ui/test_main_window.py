@@ -1,0 +1,308 @@
+"""The real window, driven as a person drives it: keys, clicks, typed values; checked by pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from gdsim.engine.simulation import Status
+from gdsim.scenario import Scenario
+from tests.ui.conftest import color_mask, wait_drawn
+
+
+def write_scenario(tmp_path, surface, runs, steps=400, name="s.json"):
+    data = {"gdsim": 1, "surface": surface, "steps": steps, "seed": 0, "runs": runs}
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def sgd(label, lr, start, momentum=0.0, color=None):
+    run = {
+        "label": label,
+        "optimizer": "sgd",
+        "params": {"lr": lr, "momentum": momentum},
+        "start": list(start),
+    }
+    if color:
+        run["color"] = color
+    return run
+
+
+def type_into(qtbot, edit, text):
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, text)
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+
+
+def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):
+    """A key press on the loss plot, as after a click there (a text field would take Space)."""
+    window.loss_plot.setFocus()
+    qtbot.keyClick(window.loss_plot, key, modifier)
+
+
+def play_until(qtbot, window, predicate, timeout=10000):
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(
+        lambda: window.packet is not None and predicate(window.packet.frame), timeout=timeout
+    )
+    wait_drawn(qtbot, window)
+
+
+# ----------------------------------------------------------------------------------------------
+def test_default_scenario_opens_with_three_runs_on_two_wells(make_window):
+    window = make_window()
+    assert window.doc.surface.name == "two-wells"
+    assert len(window.doc.runs) >= 3
+    assert window.surface_panel.combo.currentData() == "two-wells"
+    assert window.readouts.rowCount() == len(window.doc.runs)
+
+
+def test_space_plays_and_the_ball_rolls_downhill_on_screen(make_window, qtbot, tmp_path):
+    path = write_scenario(
+        tmp_path, {"name": "bowl"}, [sgd("GD", 0.05, (1.5, 0.0), color="#ff0000")]
+    )
+    window = make_window(path)
+    contour = window.contour
+    before = contour.grab().toImage()
+    start_px = contour.data_to_widget(np.array([[1.5, 0.0]]))[0]
+    # The learning rate typed into the run's entry, as a person would.
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    type_into(qtbot, group.params_editor.editor("lr").edit, "0.1")
+    assert window.doc.runs[0].params["lr"] == pytest.approx(0.1)
+    play_until(qtbot, window, lambda f: f.step[0] >= 30)
+    frame = window.packet.frame
+    assert abs(frame.positions[0, 0]) < 0.01  # x ← x − 0.1·2x shrinks by 0.8 a step
+    after = contour.grab().toImage()
+    red_before, red_after = color_mask(before, "#ff0000", 60), color_mask(after, "#ff0000", 60)
+    assert red_after.sum() > red_before.sum()  # the trail appeared
+    ys, xs = np.nonzero(red_after)
+    # Red pixels reach from the start marker to the centre: the trail leads to the minimum.
+    centre_px = contour.data_to_widget(np.array([[0.0, 0.0]]))[0]
+    ratio = contour.devicePixelRatioF()
+    assert np.min(np.hypot(xs / ratio - centre_px[0], ys / ratio - centre_px[1])) < 12
+    assert np.min(np.hypot(xs / ratio - start_px[0], ys / ratio - start_px[1])) < 12
+
+
+@pytest.mark.gl
+def test_3d_view_shows_the_ball_where_it_is(make_window, qtbot, tmp_path):
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [
+            sgd("left", 1e-5, (-1.2, 0.0), color="#ff0000"),
+            sgd("right", 1e-5, (1.2, 0.0), color="#0000ff"),
+        ],
+    )
+    window = make_window(path)
+    window.view3d.set_camera_preset("top")
+    qtbot.wait(200)
+    image = window.view3d.render_image(600, 600)
+    assert not image.isNull()
+    red, blue = color_mask(image, "#ff0000", 70), color_mask(image, "#0000ff", 70)
+    assert red.sum() > 20 and blue.sum() > 20
+    red_x, blue_x = np.nonzero(red)[1].mean(), np.nonzero(blue)[1].mean()
+    assert red_x < 300 < blue_x  # from the top, x grows to the right
+
+
+def test_a_learning_rate_too_high_diverges_and_is_marked(make_window, qtbot, tmp_path):
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [
+            sgd("too high", 1.5, (1.0, 0.5), color="#ff0000"),
+            sgd("fine", 0.1, (1.0, 0.5), color="#0000ff"),
+        ],
+        steps=2000,
+    )
+    window = make_window(path)
+    play_until(qtbot, window, lambda f: f.status[0] is Status.DIVERGED and f.step[1] > 40)
+    frame = window.packet.frame
+    k = int(frame.stopped_at[0])
+    assert window.readouts.item(0, 7).text() == f"diverged at step {k}"
+    assert "diverged" in window.statusBar().currentMessage()
+    assert np.isfinite(window.trails.get(window.doc.ids[0]).positions).all()
+    assert frame.status[1] is not Status.DIVERGED
+
+
+def test_a_bad_formula_shows_an_error_and_keeps_the_surface(make_window, qtbot):
+    window = make_window()
+    panel = window.surface_panel
+    before_surface = window.doc.surface
+    before = window.contour.grab().toImage()
+    panel.formula.setFocus()
+    panel.formula.selectAll()
+    qtbot.keyClicks(panel.formula, "x^2 + z*y")
+    qtbot.waitUntil(lambda: panel.formula_error_text() != "", timeout=3000)
+    assert "unknown name 'z'" in panel.formula_error.text()
+    assert "column 7" in panel.formula_error.text()
+    qtbot.keyClick(panel.formula, Qt.Key.Key_Return)
+    assert window.doc.surface is before_surface
+    assert window.contour.grab().toImage() == before
+
+
+def test_a_good_formula_replaces_the_surface(make_window, qtbot):
+    window = make_window()
+    panel = window.surface_panel
+    panel.formula.setFocus()
+    panel.formula.selectAll()
+    qtbot.keyClicks(panel.formula, "x^2 + 10*y^2")
+    qtbot.keyClick(panel.formula, Qt.Key.Key_Return)
+    assert window.doc.surface_spec == {"formula": "x^2 + 10*y^2"}
+    assert window.doc.surface.value(np.array([[1.0, 1.0]]))[0] == pytest.approx(11.0)
+    assert panel.formula_error_text() == ""
+
+
+def test_a_negative_learning_rate_is_refused_and_changes_nothing(make_window, qtbot):
+    window = make_window()
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    edit = group.params_editor.editor("lr").edit
+    old = dict(window.doc.runs[0].params)
+    type_into(qtbot, edit, "-0.1")
+    assert window.doc.runs[0].params == old
+    assert "lr" in (edit.error() or "") and "outside" in edit.error()
+    assert not window.doc.is_dirty()
+
+
+def test_changing_lr_mid_run_keeps_the_ball_where_it_is(make_window, qtbot, tmp_path):
+    path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.01, (1.5, 0.0))], steps=100000)
+    window = make_window(path)
+    play_until(qtbot, window, lambda f: f.step[0] >= 20)
+    press(qtbot, window, Qt.Key.Key_Space)  # pause
+    qtbot.waitUntil(lambda: not window.packet.playing, timeout=3000)
+    wait_drawn(qtbot, window)
+    x_before, step_before = window.packet.frame.positions[0, 0], int(window.packet.frame.step[0])
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    type_into(qtbot, group.params_editor.editor("lr").edit, "0.2")
+    press(qtbot, window, Qt.Key.Key_Right)  # one step
+    qtbot.waitUntil(lambda: int(window.packet.frame.step[0]) == step_before + 1, timeout=3000)
+    x_after = window.packet.frame.positions[0, 0]
+    assert x_after == pytest.approx(x_before * (1 - 0.2 * 2), rel=1e-12)  # new lr, same place
+
+
+def test_undo_restores_the_learning_rate(make_window, qtbot):
+    window = make_window()
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    old = window.doc.runs[0].params["lr"]
+    type_into(qtbot, group.params_editor.editor("lr").edit, "0.123")
+    assert window.doc.runs[0].params["lr"] == pytest.approx(0.123)
+    assert window.windowTitle().startswith("default.json *") or "*" in window.windowTitle()
+    press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.doc.runs[0].params["lr"] == old
+    assert float(group.params_editor.editor("lr").edit.text()) == pytest.approx(old)
+
+
+def test_shift_click_on_the_contour_map_adds_a_ball_there(make_window, qtbot):
+    window = make_window()
+    n = len(window.doc.runs)
+    target = np.array([[0.5, -0.5]])
+    px = window.contour.data_to_widget(target)[0]
+    qtbot.mouseClick(
+        window.contour.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.ShiftModifier,
+        QPointF(*px).toPoint(),
+    )
+    qtbot.waitUntil(lambda: len(window.doc.runs) == n + 1, timeout=3000)
+    assert window.doc.runs[-1].start == pytest.approx((0.5, -0.5), abs=0.05)
+    qtbot.waitUntil(lambda: window.packet.frame.positions.shape[0] == n + 1, timeout=3000)
+
+
+def test_closing_while_running_flat_out_stops_the_thread(make_window, qtbot):
+    window = make_window()
+    window.playback.max_speed.setChecked(True)
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.packet.playing, timeout=3000)
+    window.close()
+    assert window.worker.isFinished()
+
+
+def test_settings_survive_a_restart(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.surface_panel.cmap.setCurrentText("magma")
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    type_into(qtbot, group.params_editor.editor("lr").edit, "0.0345")
+    window.docks["Readouts"].hide()
+    window.close()
+    again = make_window()
+    assert again.surface_panel.cmap.currentText() == "magma"
+    assert again.doc.runs[0].params["lr"] == pytest.approx(0.0345)
+    assert not again.docks["Readouts"].isVisible()
+
+
+def test_save_and_open_round_trip(make_window, qtbot, tmp_path):
+    window = make_window()
+    path = tmp_path / "mine.json"
+    assert window._save_to(path)
+    assert not window.doc.is_dirty()
+    saved = Scenario.load(path)
+    assert [r.label for r in saved.runs] == [r.label for r in window.doc.runs]
+    assert window.windowTitle().startswith("mine.json")
+
+
+def test_a_corrupt_scenario_file_is_refused_with_a_message(make_window, tmp_path, no_dialogs):
+    window = make_window()
+    before = window.doc.snapshot()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"gdsim": 1, "surface": {"name": "bowl"}, "runs": [')
+    assert not window.open_path(bad)
+    assert no_dialogs and "bad.json" in no_dialogs[-1]
+    assert window.doc.snapshot() == before
+
+
+@pytest.mark.gl
+def test_export_png_at_4k_and_to_an_unwritable_folder(make_window, tmp_path, no_dialogs):
+    window = make_window()
+    out = tmp_path / "contour.png"
+    assert window.export_image("contour", out, (3840, 2160))
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(out))
+    # A plot keeps its aspect ratio: 3840 wide, as tall as the view's shape makes it.
+    aspect = window.contour.height() / window.contour.width()
+    assert image.width() == 3840
+    assert abs(image.height() - 3840 * aspect) <= 2
+    assert color_mask(image, window.doc.runs[-1].color, 60).sum() > 0  # the start marker on top
+    out3d = tmp_path / "view3d.png"
+    assert window.export_image("3d", out3d, (1920, 1080))
+    assert (QImage(str(out3d)).width(), QImage(str(out3d)).height()) == (1920, 1080)
+    # A "folder" that is a file cannot be written to, even by root (chmod would not stop root).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    assert not window.export_image("contour", blocker / "x.png", (400, 300))
+    assert "Cannot write" in no_dialogs[-1]
+    assert blocker.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "contour.png",
+        "not-a-folder",
+        "view3d.png",
+    ]
+
+
+def test_export_trajectories_csv_matches_what_ran(make_window, qtbot, tmp_path):
+    from gdsim.export.data import read_csv
+
+    path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.1, (1.0, 1.0))], steps=25)
+    window = make_window(path)
+    play_until(qtbot, window, lambda f: f.status[0] is not Status.RUNNING)
+    out = tmp_path / "t.csv"
+    with qtbot.waitSignal(window.exportFinished, timeout=5000) as blocker:
+        window.export_trajectories(out)
+    assert blocker.args == [str(out), True]
+    data = read_csv(out)[0]
+    assert len(data["x"]) == 26
+    assert data["x"][-1] == pytest.approx(0.8**25)
+
+
+def test_clean_quit_from_the_menu_action(make_window, qtbot):
+    window = make_window()
+    window.act_quit.trigger()
+    QApplication.processEvents()
+    assert not window.isVisible()
+    assert window.worker.isFinished()
+    assert QSettings().value("scenario/last_json")
