@@ -534,29 +534,23 @@ class Simulation:
             lr = LR[:, g.a : g.b, None] if g.scheduled else None
             plan.append((g.a, g.b, g.opt.update, lr, g.needs_hessian))
         states = [g.state for g in groups]
-        single = len(groups) == 1
 
         # If anything below raises, nothing of this chunk is kept: states are immutable
         # NamedTuples collected in a local list, and no run's rows have been touched yet.
         for t in range(T):
             theta = P[t]
             grad = G[t] if noise is None else G[t] + noise[t]
-            if single:
-                _, _, update, lr, needs_h = plan[0]
+            for k in range(len(plan)):
+                a, b, update, lr, needs_h = plan[k]
+                if lr is None and not needs_h:  # the common case: no keyword dict to build
+                    D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b])
+                    continue
                 kw: dict[str, Any] = {}
                 if lr is not None:
                     kw["lr"] = lr[t]
                 if needs_h:
-                    kw["hessian"] = hessian(theta)
-                D[t], states[0] = update(grad, states[0], theta, **kw)
-            else:
-                for k, (a, b, update, lr, needs_h) in enumerate(plan):
-                    kw = {}
-                    if lr is not None:
-                        kw["lr"] = lr[t]
-                    if needs_h:
-                        kw["hessian"] = hessian(theta[a:b])
-                    D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b], **kw)
+                    kw["hessian"] = hessian(theta[a:b])
+                D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b], **kw)
             np.add(theta, D[t], out=P[t + 1])
             G[t + 1] = gradient(P[t + 1])
         for g, s in zip(groups, states, strict=True):
