@@ -20,7 +20,7 @@ else:
 # Keep every test's QSettings away from the user's real settings.
 os.environ.setdefault("GDSIM_SETTINGS_ORG", "gdsim-tests")
 
-from PySide6.QtCore import QCoreApplication, Qt  # noqa: E402
+from PySide6.QtCore import QCoreApplication, Qt
 
 # A second GLViewWidget draws nothing unless contexts are shared; must precede the QApplication.
 QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)

@@ -740,6 +740,9 @@ class MainWindow(QMainWindow):
         minima = np.asarray(d.surface.minima, dtype=float).reshape(-1, 2)
         self.view3d.set_minima(minima, d.surface.value(minima) if len(minima) else np.empty(0))
         self.contour.set_minima(minima)
+        values = np.asarray(getattr(d.surface, "minima_values", []), dtype=float)
+        # With the known minimum the loss plot shows f - f* on a log axis: the distance left.
+        self.loss_plot.set_reference(float(values.min()) if values.size else None)
         local = np.asarray(
             getattr(d.surface, "local_minima", np.empty((0, 2))), dtype=float
         ).reshape(-1, 2)
