@@ -503,3 +503,14 @@ def test_shipped_scenario_loads_runs_and_tells_its_story(name):
     for i in range(sim.n_runs):
         assert all(np.isfinite(a).all() for a in sim.history(i)[:4])
     STORIES[name](s, sim, frame)
+
+
+def test_the_readme_example_is_a_valid_scenario():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text(encoding="utf-8").split("## Scenario files", 1)[1]
+    example = re.search(r"```json\n(.*?)```", section, re.S).group(1)
+    s = Scenario.from_json(example)
+    assert s.runs[1].schedule == {"name": "step", "step_size": 100, "gamma": 0.5}

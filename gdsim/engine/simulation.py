@@ -609,26 +609,29 @@ class Simulation:
             prev = np.concatenate([loss0[None], L[:-1]], axis=0)
             rules.append(("loss_tol", first(np.abs(L - prev) <= stop.loss_tol)))
 
-        keep = np.full(na, T)
+        # earliest rule met per ball (first rule wins a tie, as listed above)
+        conv_t = np.full(na, big)
+        conv_rule = np.zeros(na, dtype=np.int64)
+        for k, (_, at) in enumerate(rules):
+            sooner = at < conv_t
+            conv_t = np.where(sooner, at, conv_t)
+            conv_rule = np.where(sooner, k, conv_rule)
+        converged = (conv_t < bad) & (conv_t < T)
+        diverged = ~converged & (bad < T)
+        keep = np.where(converged, conv_t + 1, np.where(diverged, bad, T))
         ends: list[tuple[Status, int, str] | None] = [None] * na
-        for j in range(na):
-            conv_t, conv_why = big, ""
-            for why, at in rules:
-                if at[j] < conv_t:
-                    conv_t, conv_why = int(at[j]), why
-            bad_t = int(bad[j])
-            if conv_t < bad_t and conv_t < T:
-                keep[j] = conv_t + 1
-                ends[j] = (Status.CONVERGED, int(step0[j]) + conv_t + 1, conv_why)
-            elif bad_t < T:
-                keep[j] = bad_t
-                if bad_nonfinite[j] == bad_t:
+        for j in np.flatnonzero(converged | diverged):  # only the balls that stopped
+            if converged[j]:
+                why = rules[int(conv_rule[j])][0]
+                ends[j] = (Status.CONVERGED, int(step0[j] + conv_t[j]) + 1, why)
+            else:
+                if bad_nonfinite[j] == bad[j]:
                     why = "non-finite"
-                elif bad_box[j] == bad_t:
+                elif bad_box[j] == bad[j]:
                     why = "out of bounds"
                 else:
                     why = "loss too large"
-                ends[j] = (Status.DIVERGED, int(step0[j]) + bad_t + 1, why)
+                ends[j] = (Status.DIVERGED, int(step0[j] + bad[j]) + 1, why)
         return keep, ends
 
     # ------------------------------------------------------------------ live edits
@@ -687,8 +690,17 @@ class Simulation:
         self.reset_run(i)
 
     def set_stop(self, stop: StopRules | None) -> None:
-        """New stop rules for the steps to come (a stopped run stays stopped until reset)."""
+        """New stop rules. A running run that already meets one (its steps reached a lowered
+        ``max_steps``, its gradient is within a raised ``grad_tol``) stops where it is; a
+        stopped run stays stopped until reset."""
         self._stop = _check_stop(stop)
+        for r in self._runs:
+            if r.status is Status.RUNNING:
+                why = self._met_now(r)
+                if why is not None:
+                    self._dissolve()
+                    r.status, r.stopped_at, r.reason = Status.CONVERGED, r.steps, why
+                    r.state = None
 
     def add_run(self, spec: RunSpec) -> int:
         """Add a ball at its start (step 0); returns its index. Its noise stream is keyed by a
@@ -767,11 +779,21 @@ class Simulation:
         r.rng = np.random.default_rng([self._seed, r.uid])
         r.state = r.opt.init(xy[None].copy())
         r.hist.restart(xy, loss, grad, float(r.lr_at(0)))
-        tol = self._stop.grad_tol
-        if tol is not None and math.hypot(grad[0], grad[1]) <= tol:
-            r.status, r.stopped_at, r.reason = Status.CONVERGED, 0, "grad_tol"
+        why = self._met_now(r)
+        if why is not None:
+            r.status, r.stopped_at, r.reason = Status.CONVERGED, 0, why
             r.state = None
         self._groups = None
+
+    def _met_now(self, r: _Run) -> str | None:
+        """The stop rule run ``r`` meets at its current row without another step, if any."""
+        stop = self._stop
+        if stop.max_steps is not None and r.steps >= stop.max_steps:
+            return "max_steps"
+        g = r.hist.grad[r.hist.n - 1]
+        if stop.grad_tol is not None and math.hypot(g[0], g[1]) <= stop.grad_tol:
+            return "grad_tol"
+        return None
 
     def _refresh_lr(self, r: _Run) -> None:
         """The last row's lr is the one the next step uses: keep it true after an edit."""

@@ -360,6 +360,41 @@ def test_a_run_starting_at_the_minimum_is_converged_at_step_0():
     assert sim.step(5) == 0
 
 
+def test_tightened_stop_rules_stop_runs_where_they_are():
+    specs = [
+        RunSpec("a", "sgd", {"lr": 0.1}, (1.0, 1.0)),
+        RunSpec("b", "sgd", {"lr": 0.01}, (1, 1)),
+    ]
+    sim = Simulation(BOWL, specs)
+    sim.step(100)
+    g = np.hypot(*sim.frame().gradients.T)
+    assert g[0] < 1e-6 < g[1]
+    sim.set_stop(StopRules(grad_tol=1e-6))
+    assert (sim.status(0), sim.stopped_at(0), sim.stop_reason(0)) == (
+        Status.CONVERGED,
+        100,
+        "grad_tol",
+    )
+    assert sim.status(1) is Status.RUNNING
+    sim.set_stop(StopRules(max_steps=50))
+    assert (sim.status(1), sim.stopped_at(1), sim.stop_reason(1)) == (
+        Status.CONVERGED,
+        100,
+        "max_steps",
+    )
+    assert sim.step(10) == 0
+    sim.set_stop(None)
+    sim.reset()
+    assert sim.step(10) == 10
+
+
+def test_a_simulation_without_runs_steps_nothing():
+    sim = Simulation(BOWL, [])
+    assert sim.step(100) == 0
+    f = sim.frame()
+    assert f.positions.shape == (0, 2) and f.status == ()
+
+
 def test_bad_stop_rules_and_seeds_are_refused():
     with pytest.raises(ValueError, match="max_steps"):
         Simulation(BOWL, [], stop=StopRules(max_steps=0))
