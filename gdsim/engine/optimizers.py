@@ -583,8 +583,8 @@ def _uniform(step: Array) -> Any:
     replaces n of them. np.float64 scalars go through the same ufunc loops as arrays, so both
     paths give identical numbers.
     """
-    if step.size == 1:
-        return step.flat[0]
+    if step.size <= 1:
+        return step.flat[0] if step.size else step
     first = step.flat[0]
     return first if bool((step == first).all()) else step
 

@@ -670,3 +670,12 @@ def test_power_gives_the_same_bits_whatever_the_shapes():
         assert optimizers.power(b, exp[i : i + 1])[0, 0] == full[i, 0]
         assert optimizers.power(base[i : i + 1], e)[0, 0] == full[i, 0]
     assert isinstance(optimizers.power(0.5, 2.0), np.floating)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_empty_group_steps_to_empty_arrays(name):
+    opt = optimizers.create(name)
+    theta = np.zeros((0, 2))
+    kw = {"hessian": np.zeros((0, 2, 2))} if name == "newton" else {}
+    delta, state = opt.update(theta, opt.init(theta), theta, **kw)
+    assert delta.shape == (0, 2) and state.step.shape == (0, 1)
