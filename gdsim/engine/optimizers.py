@@ -48,7 +48,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 Array = np.ndarray
-Hyper = Any  # float | bool | np.ndarray of shape (m, 1)
 
 __all__ = [
     "CATALOGUE",
@@ -69,6 +68,8 @@ __all__ = [
     "info",
     "names",
     "power",
+    "range_text",
+    "validate",
 ]
 
 
@@ -640,11 +641,10 @@ def _decoupled(theta: Array, lr: Any, wd: Any, active: Any) -> Callable[[Array],
     return apply
 
 
-def _as_state_rows(theta: Array) -> tuple[int, tuple[int, ...]]:
-    theta = np.asarray(theta)
-    if theta.ndim != 2:
-        raise ValueError(f"theta must have shape (n_balls, dim), got {theta.shape}")
-    return theta.shape[0], theta.shape
+def _as_state_rows(theta: Array) -> None:
+    """init's one check: positions are (n_balls, dim)."""
+    if np.ndim(theta) != 2:
+        raise ValueError(f"theta must have shape (n_balls, dim), got {np.shape(theta)}")
 
 
 def _zeros(theta: Array) -> Array:

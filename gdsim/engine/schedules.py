@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gdsim.engine.optimizers import HyperParam, power, range_text, validate
+from gdsim.engine.optimizers import HyperParam, power, validate
 
 __all__ = ["CATALOGUE", "Schedule", "ScheduleInfo", "create", "names"]
 
@@ -187,7 +187,3 @@ def create(name: str, **hyper: Any) -> Schedule:
         return _result(rule(base, s))
 
     return Schedule(meta, h, lr_at)
-
-
-# re-exported for callers that want to print a range the way create() does
-__all__ += ["range_text"]
