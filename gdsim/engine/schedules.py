@@ -18,9 +18,12 @@ is stepped with an explicit epoch.
 - cosine:       lr = η_min + (base − η_min)·(1 + cos(π·step / T_max))/2     (CosineAnnealingLR)
 - inverse_time: lr = base / (1 + decay_rate·step)     (torch: LambdaLR(lambda k: 1/(1 + d·k)))
 
-Cosine beyond T_max: the formula is periodic, so after reaching η_min at T_max the lr climbs back
-to base at 2·T_max and so on (a warm restart every 2·T_max without the jump). That is what torch
-does too: its recursive form has a special case at T_max + 1 precisely to follow the same curve.
+Cosine and T_max: for step ≤ T_max torch's recursive form, lr_k = η_min + (lr_{k−1} − η_min)·
+(1 + cos(πk/T))/(1 + cos(π(k−1)/T)), telescopes to the closed form (they agree to ~1e-17 here).
+Beyond T_max the closed form is periodic: after reaching η_min at T_max the lr climbs back to
+base at 2·T_max, and so on (a warm restart every 2·T_max, without the jump). torch follows the
+same curve (its recursion has a special case at T_max + 1, where the ratio would divide by
+zero), only its rounding errors now accumulate (~1e-14 relative by 6·T_max in the golden test).
 Use T_max ≥ the run length to decay once and stay at the bottom.
 """
 
