@@ -42,6 +42,7 @@ Differences from other libraries worth knowing (the per-optimizer docstrings bel
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -667,14 +668,21 @@ def _check_inputs(grad: Array, state: Any, theta: Array, cls: type, name: str) -
         )
 
 
+_REAL = (float, int, np.floating, np.integer)
+
+
 def power(base: Any, exponent: Any) -> Any:
     """``base ** exponent`` that gives each element the same bits whatever the shapes.
 
     Why: NumPy's ``np.power`` takes a different kernel for 0-d operands, for a broadcast
     (stride-0) operand and for contiguous arrays (SIMD on AVX-512), and they disagree in the last
-    bit now and then (e.g. for an exponent of 2). Materialising both operands as contiguous 1-D
-    arrays sends every call through the same kernel. Scalars in, scalar out.
+    bit now and then (a scalar exponent of 2 or 0.5 is special-cased). Materialising both
+    operands as contiguous 1-D arrays sends every call through the same kernel. Scalars in,
+    scalar out.
     """
+    if isinstance(base, _REAL) and isinstance(exponent, _REAL):  # the common case, kept cheap
+        pair = np.array((base, exponent), dtype=np.float64)
+        return np.power(pair[:1], pair[1:])[0]
     b = np.asarray(base, dtype=np.float64)
     e = np.asarray(exponent, dtype=np.float64)
     shape = np.broadcast_shapes(b.shape, e.shape)
@@ -707,14 +715,42 @@ def _fresh(k: int, like: Array) -> Array:
 
 
 def _blocks(n: int) -> list[slice]:
-    if n <= _BLOCK:
-        return [slice(None)]
     return [slice(a, min(a + _BLOCK, n)) for a in range(0, n, _BLOCK)]
 
 
 def _rows(x: Any, sl: slice) -> Any:
     """A per-ball (n, 1) coefficient restricted to a block; scalars pass through."""
     return x[sl] if _is_array(x) and x.ndim else x
+
+
+def _sgd_kernel(
+    g: Array,
+    th: Array,
+    b0: Array,
+    b: Array,
+    d: Array,
+    gs: Array | None,
+    t: Array | None,
+    neg_lr: Any,
+    mu: float,
+    wd: float,
+    nesterov: bool,
+) -> None:
+    """One block of fast SGD: writes the new buffer into ``b`` and the delta into ``d``."""
+    if wd != 0:
+        np.multiply(th, wd, out=gs)
+        gs += g
+        g = gs
+    step = g
+    if mu != 0:
+        np.multiply(b0, mu, out=b)
+        b += g
+        step = b
+        if nesterov:
+            np.multiply(b, mu, out=t)
+            t += g
+            step = t
+    np.multiply(step, neg_lr, out=d)
 
 
 def _sgd_fast(
@@ -726,29 +762,66 @@ def _sgd_fast(
         new_buf, delta = _fresh(2, grad)
     else:
         delta, new_buf = np.empty_like(grad), state.momentum_buffer
-    scratch = np.empty((2, min(n, _BLOCK), dim)) if (wd != 0 or nesterov) else None
-    neg_lr = -lr
-    for sl in _blocks(n):
-        k = len(range(n)[sl])
-        g = grad[sl]
-        if wd != 0:
-            gs = scratch[0, :k]
-            np.multiply(theta[sl], wd, out=gs)
-            gs += g
-            g = gs
-        d = g
-        if mu != 0:
-            b = new_buf[sl]
-            np.multiply(state.momentum_buffer[sl], mu, out=b)
-            b += g
-            d = b
-            if nesterov:
-                t = scratch[1, :k]
-                np.multiply(b, mu, out=t)
-                t += g
-                d = t
-        np.multiply(d, _rows(neg_lr, sl), out=delta[sl])
+    scratch = np.empty((2, min(n, _BLOCK), dim)) if (wd != 0 or nesterov) else (None, None)
+    b0, neg_lr = state.momentum_buffer, -lr
+    if n <= _BLOCK:
+        _sgd_kernel(grad, theta, b0, new_buf, delta, *scratch, neg_lr, mu, wd, nesterov)
+    else:
+        for sl in _blocks(n):
+            k = sl.stop - sl.start
+            gs, t = (None, None) if scratch[0] is None else (scratch[0, :k], scratch[1, :k])
+            _sgd_kernel(grad[sl], theta[sl], b0[sl], new_buf[sl], delta[sl], gs, t,
+                        _rows(neg_lr, sl), mu, wd, nesterov)  # fmt: skip
     return delta, SGDState(state.step + 1.0, new_buf)
+
+
+def _adam_kernel(
+    g: Array,
+    th: Array,
+    m0: Array,
+    v0: Array,
+    vmax0: Array,
+    m: Array,
+    v: Array,
+    vmax: Array,
+    d: Array,
+    tmp: Array,
+    gs: Array,
+    neg_ss: Any,
+    bc2s: Any,
+    decay: Any,
+    c: tuple,
+) -> None:
+    """One block of fast Adam: writes m, v, (vmax) and the delta into the given arrays."""
+    _, beta2, eps, wd, amsgrad, w1, c2, l2, dec = c
+    if l2:
+        np.multiply(th, wd, out=gs)
+        gs += g
+        g = gs
+    np.subtract(g, m0, out=m)  # torch.lerp, the branch picked by |w| < 0.5
+    if abs(w1) < 0.5:
+        m *= w1
+        m += m0
+    else:
+        m *= 1.0 - w1
+        np.subtract(g, m, out=m)
+    np.multiply(g, c2, out=tmp)
+    tmp *= g
+    np.multiply(v0, beta2, out=v)
+    v += tmp
+    if amsgrad:
+        np.maximum(vmax0, v, out=vmax)
+        np.sqrt(vmax, out=tmp)
+    else:
+        np.sqrt(v, out=tmp)
+    tmp /= bc2s
+    tmp += eps
+    np.multiply(m, neg_ss, out=d)
+    d /= tmp
+    if dec:
+        np.multiply(th, decay, out=tmp)
+        tmp += d
+        np.subtract(tmp, th, out=d)
 
 
 def _adam_fast(
@@ -759,51 +832,31 @@ def _adam_fast(
     ``c`` = (β₁, β₂, ε, λ, amsgrad, 1 − β₁, 1 − β₂, L2 on, decoupled decay on), fixed at create.
     """
     n, dim = grad.shape
-    beta1, beta2, eps, wd, amsgrad, w1, c2, l2, dec = c
+    beta1, beta2, _, wd, amsgrad, _, _, _, dec = c
     parts = _fresh(4 if amsgrad else 3, grad)
     m_new, v_new, delta = parts[0], parts[1], parts[2]
     vmax_new = parts[3] if amsgrad else state.max_exp_avg_sq
     step = state.step + 1.0
     t = _uniform(step)
-    neg_ss = -(lr / _bias(beta1, t))
-    bc2_sqrt = np.sqrt(_bias(beta2, t))
+    if _is_array(t):
+        neg_ss = -(lr / _bias(beta1, t))
+        bc2_sqrt = np.sqrt(_bias(beta2, t))
+    else:  # one power call for both betas; Python floats round exactly as NumPy's do
+        p1, p2 = np.power(np.array((beta1, beta2)), np.array((t, t))).tolist()
+        neg_ss = -(lr / (1.0 - p1))
+        bc2_sqrt = math.sqrt(1.0 - p2)
     decay = 1.0 - lr * wd if dec else None
     scratch = np.empty((2, min(n, _BLOCK), dim))
-    for sl in _blocks(n):
-        k = len(range(n)[sl])
-        tmp, gs = scratch[0, :k], scratch[1, :k]
-        g, th = grad[sl], theta[sl]
-        if l2:
-            np.multiply(th, wd, out=gs)
-            gs += g
-            g = gs
-        m, m0 = m_new[sl], state.exp_avg[sl]
-        np.subtract(g, m0, out=m)  # torch.lerp, the branch picked by |w| < 0.5
-        if abs(w1) < 0.5:
-            m *= w1
-            m += m0
-        else:
-            m *= 1.0 - w1
-            np.subtract(g, m, out=m)
-        np.multiply(g, c2, out=tmp)
-        tmp *= g
-        v = v_new[sl]
-        np.multiply(state.exp_avg_sq[sl], beta2, out=v)
-        v += tmp
-        if amsgrad:
-            np.maximum(state.max_exp_avg_sq[sl], v, out=vmax_new[sl])
-            np.sqrt(vmax_new[sl], out=tmp)
-        else:
-            np.sqrt(v, out=tmp)
-        tmp /= _rows(bc2_sqrt, sl)
-        tmp += eps
-        d = delta[sl]
-        np.multiply(m, _rows(neg_ss, sl), out=d)
-        d /= tmp
-        if dec:
-            np.multiply(th, _rows(decay, sl), out=tmp)
-            tmp += d
-            np.subtract(tmp, th, out=d)
+    m0, v0, vmax0 = state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq
+    if n <= _BLOCK:
+        _adam_kernel(grad, theta, m0, v0, vmax0, m_new, v_new, vmax_new, delta, *scratch,
+                     neg_ss, bc2_sqrt, decay, c)  # fmt: skip
+    else:
+        for sl in _blocks(n):
+            k = sl.stop - sl.start
+            _adam_kernel(grad[sl], theta[sl], m0[sl], v0[sl], vmax0[sl], m_new[sl], v_new[sl],
+                         vmax_new[sl], delta[sl], scratch[0, :k], scratch[1, :k],
+                         _rows(neg_ss, sl), _rows(bc2_sqrt, sl), _rows(decay, sl), c)  # fmt: skip
     return delta, AdamState(step, m_new, v_new, vmax_new)
 
 
