@@ -118,7 +118,7 @@ class ReadoutTable(QTableWidget):
                     else f"converged at step {int(f.stopped_at[i])}"
                 )
             else:
-                text = "running" if packet.playing else "ready"
+                text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
             values = (
                 labels[i],
                 str(int(f.step[i])),
@@ -215,6 +215,9 @@ class MainWindow(QMainWindow):
         self._frames_drawn = 0
         self._fps_t0 = time.perf_counter()
         self._fps = 0.0
+        self._frame_ms = 0.0
+        self._readouts_t = 0.0
+        self._frame_t0 = 0.0
         self._display = {"resolution": 160, "cmap": "viridis", "log": False}
         self._surface_cache: tuple | None = None
 
@@ -822,6 +825,9 @@ class MainWindow(QMainWindow):
         packet = self.packet
         if packet is None or packet is self._drawn_packet:
             return
+        self._frame_t0 = time.perf_counter()
+        # Runs after the paint events this redraw causes: measures what a frame really costs.
+        QTimer.singleShot(0, self._frame_painted)
         d = self.doc
         if tuple(d.ids) != packet.ids:
             return  # the worker has not caught up with an add/remove yet
@@ -857,9 +863,12 @@ class MainWindow(QMainWindow):
             steps=f.deltas,
         )
         self.loss_plot.update_runs(losses, visible, diverged, step=int(f.step.max()) if n else 0)
-        self.readouts.show_packet(
-            [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet
-        )
+        now = time.perf_counter()
+        if not packet.playing or now - self._readouts_t >= 0.1:  # numbers: 10 Hz is plenty
+            self._readouts_t = now
+            self.readouts.show_packet(
+                [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet
+            )
         for i, run_id in enumerate(d.ids):
             if diverged[i] and run_id not in self._known_diverged:
                 self._known_diverged.add(run_id)
@@ -881,6 +890,15 @@ class MainWindow(QMainWindow):
         )
         self._drawn_packet = packet
         self.redrawn.emit()
+
+    def _frame_painted(self) -> None:
+        """Pace redraws by their cost: a frame that takes 40 ms to paint is followed by at
+        least 40 ms of free event loop, so input stays prompt on a slow (software) GL."""
+        cost = (time.perf_counter() - self._frame_t0) * 1000
+        self._frame_ms = 0.7 * self._frame_ms + 0.3 * cost
+        interval = int(min(max(1000 / REDRAW_HZ, self._frame_ms), 250))
+        if abs(interval - self._timer.interval()) > 2:
+            self._timer.setInterval(interval)
 
     def _selected_index(self) -> int | None:
         return self.doc.ids.index(self._selected) if self._selected in self.doc.ids else None
@@ -1043,6 +1061,8 @@ class MainWindow(QMainWindow):
             self._layout_restored = True
             bottom = [self.docks["Loss"], self.docks["Readouts"]]
             self.resizeDocks(bottom, [220, 220], Qt.Orientation.Vertical)
+            half = max(self._splitter.width(), 2)
+            self._splitter.setSizes([half * 11 // 20, half * 9 // 20])
             self.resizeDocks(
                 bottom, [3 * self.width() // 5, 2 * self.width() // 5], Qt.Orientation.Horizontal
             )

@@ -29,6 +29,8 @@ from gdsim.engine.surfaces import Surface
 EMIT_HZ = 60.0
 #: At full speed a batch aims at this much compute before the mailbox is read again.
 BATCH_SECONDS = 0.008
+#: At full speed the thread rests this long between batches (GIL free for the window).
+REST_MS = 4
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,10 @@ class SimulationWorker(QThread):
                         # Sleep until the next step is due (at most a screen frame).
                         wait_ms = max(1, int(min(1.0 / self._speed, 1.0 / EMIT_HZ) * 1000))
                         self._wake.wait(self._mutex, wait_ms)
+                    else:
+                        # Flat out: still leave the GIL to the GUI thread between batches, or
+                        # every Python <-> Qt crossing while painting waits a switch interval.
+                        self._wake.wait(self._mutex, REST_MS)
 
     def _steps_due(self, elapsed: float) -> int:
         if self._speed <= 0:

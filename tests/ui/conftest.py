@@ -51,7 +51,7 @@ def make_window(qtbot, settings_org, no_dialogs):
         window.show()
         qtbot.waitExposed(window)
         window.activateWindow()  # no window manager under Xvfb: shortcuts need an active window
-        qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+        qtbot.waitUntil(window.isActiveWindow, timeout=10000)
         wait_drawn(qtbot, window)
         windows.append(window)
         return window
@@ -63,7 +63,7 @@ def make_window(qtbot, settings_org, no_dialogs):
         window.worker.shutdown()
 
 
-def wait_drawn(qtbot, window, timeout=5000):
+def wait_drawn(qtbot, window, timeout=10000):
     """Wait until the window has drawn the worker's latest packet."""
     qtbot.waitUntil(
         lambda: window.packet is not None and window._drawn_packet is window.packet, timeout=timeout

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from gdsim.ui.views import colormaps
 from gdsim.ui.views.geometry import (
@@ -94,6 +94,11 @@ class Contour2DView(pg.PlotWidget):
         )
         self._contours.setZValue(-50)
         self.addItem(self._contours, ignoreBounds=True)
+        # The filled map and its contour lines change only with the surface or the zoom, but
+        # a moving ball repaints the plot 60 times a second: draw them once into a cached
+        # pixmap (re-made by Qt whenever they or the view transform change).
+        for item in (self._image, self._contours):
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._contours_on = True
 
         # Minima sit above the balls with a see-through fill: a ball resting in a minimum and
