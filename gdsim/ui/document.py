@@ -96,9 +96,9 @@ class _Edit(QUndoCommand):
 
 class Document(QObject):
     surfaceChanged = Signal()
-    runsChanged = Signal()  # noqa: N815; runs were added, removed or reordered
-    runEdited = Signal(int)  # noqa: N815; one run's spec changed (its id)
-    settingsChanged = Signal()  # noqa: N815; step budget, stop rules or seed
+    runsChanged = Signal()  # runs were added, removed or reordered
+    runEdited = Signal(int)  # one run's spec changed (its id)
+    settingsChanged = Signal()  # step budget, stop rules or seed
     loaded = Signal()  # a whole new scenario (open, new, restore)
 
     def __init__(self, parent: QObject | None = None) -> None:

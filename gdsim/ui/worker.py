@@ -53,7 +53,7 @@ class FramePacket:
 
 class SimulationWorker(QThread):
     packetReady = Signal(object)
-    snapshotReady = Signal(object, object)  # noqa: N815; (token, a deep copy of the Simulation)
+    snapshotReady = Signal(object, object)  # (token, a deep copy of the Simulation)
     failed = Signal(str)
 
     def __init__(self, parent: Any = None) -> None:

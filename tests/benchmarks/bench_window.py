@@ -215,6 +215,9 @@ def main() -> None:
     if "--launch-probe" in sys.argv:
         launch_probe()
         return
+    if "--window-only" in sys.argv:
+        print(json.dumps(measure_window(), indent=1))
+        return
     window = measure_window()
     launch = measure_launch()
     mpl_ms = measure_matplotlib()
