@@ -201,6 +201,12 @@ def _integer(value: Any, path: str, low: int, high: int) -> int:
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ScenarioError(f"must be a string, got {_kind(value)}", path)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can spell a lone surrogate ("\ud800"); no file can hold it
+        raise ScenarioError(
+            "must be valid Unicode text (it holds a lone surrogate)", path
+        ) from None
     return value
 
 

@@ -279,6 +279,12 @@ def test_other_unreadable_files(tmp_path):
         Scenario.load(tmp_path)
 
 
+def test_a_lone_surrogate_is_refused_not_saved_broken():
+    text = json.dumps(doc(title="x")).replace('"title": "x"', '"title": "\\ud800"')
+    with pytest.raises(ScenarioError, match="title: must be valid Unicode text"):
+        Scenario.from_json(text)
+
+
 def test_a_utf8_bom_is_accepted_and_invalid_content_names_the_file(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(DOC).encode())
@@ -379,6 +385,7 @@ def test_a_valid_scenario_with_random_damage_gives_a_scenario_or_a_scenario_erro
         assert e.reason
         return
     assert Scenario.from_dict(s.to_dict()) == s
+    assert Scenario.from_json(s.to_json()) == s
 
 
 @settings(max_examples=200, deadline=None)
