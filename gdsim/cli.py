@@ -172,7 +172,7 @@ def _numbers(text: str, count: int, flag: str) -> list[float]:
     except ValueError:
         values = []
     if len(values) != count:
-        shape = ",".join("XY"[k] if count == 2 else "N" for k in range(count))
+        shape = "X,Y" if count == 2 else "X0,X1,Y0,Y1"
         raise UsageError(f"gdsim run: {flag}: expected {count} numbers like {shape}, got {text!r}")
     return values
 
