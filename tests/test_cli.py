@@ -344,3 +344,19 @@ def test_summary_table_reports_status_per_run(capsys):
         line = next(line for line in out.splitlines() if run.label in line)
         assert sim.status(i).value in line
     assert any(sim.status(i) is Status.DIVERGED for i in range(sim.n_runs))
+
+
+def test_a_read_only_folder_is_a_clear_error_and_leaves_nothing(tmp_path, capsys):
+    # chmod stops everyone but root; sysfs refuses new files even to root (CI runs as root).
+    if os.geteuid() == 0:
+        folder = "/sys"
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+    before = sorted(os.listdir(folder))
+    target = os.path.join(folder, "t.csv")
+    code, out, err = run_main(capsys, "run", "default", "--steps", "5", "--out", target)
+    assert_one_line_error(code, err, f"cannot write '{target}': Permission denied")
+    assert out == ""
+    assert sorted(os.listdir(folder)) == before
