@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from gdsim import __version__
-from gdsim._atomic import atomic_write
+from gdsim.export.atomic import atomic_write
 from gdsim.engine import optimizers
 from gdsim.engine.simulation import RunSpec, Status, StopRules
 from gdsim.export.data import format_for, write_trajectories
