@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsim.engine import optimizers, schedules
 from gdsim.engine.simulation import RunSpec, Simulation, Status
 from gdsim.export.atomic import atomic_open
 
@@ -51,7 +50,6 @@ __all__ = [
     "write_json",
     "write_runs",
     "write_trajectories",
-    "write_trajectories_from_arrays",
 ]
 
 CSV_COLUMNS = ("run", "step", "x", "y", "loss", "grad_x", "grad_y", "lr", "status", "label")
@@ -111,46 +109,6 @@ def write_trajectories(
 ) -> int:
     """Write every run's history to ``path`` (.csv or .json); returns the rows written."""
     return write_runs(path, runs_from_simulation(sim), sim.surface, sim.seed, scenario)
-
-
-def write_trajectories_from_arrays(
-    path: str | os.PathLike[str],
-    surface: Surface,
-    runs: Sequence[tuple[RunSpec, np.ndarray, np.ndarray, str | Status, int]],
-) -> int:
-    """The same files from trails a view holds: ``(spec, positions, losses, status, stopped_at)``
-    per run (rows from step 0).
-
-    Gradients are recomputed on ``surface`` at the positions (the same numbers the simulation
-    stored: it evaluates the same function). Learning rates follow the spec's lr and schedule
-    from step 0, so they are exact unless the lr was changed while the ball rolled.
-    """
-    data = []
-    for spec, positions, losses, status, stopped in runs:
-        pos = np.asarray(positions, dtype=float).reshape(-1, 2)
-        grads = np.asarray(surface.gradient(pos), dtype=float).reshape(-1, 2)
-        data.append(
-            RunData(
-                spec,
-                pos,
-                np.asarray(losses, dtype=float).reshape(-1),
-                grads,
-                _spec_lrs(spec, len(pos)),
-                Status(status),
-                int(stopped),
-            )
-        )
-    return write_runs(path, data, surface)
-
-
-def _spec_lrs(spec: RunSpec, n: int) -> np.ndarray:
-    opt = optimizers.create(spec.optimizer, **spec.params)
-    base = float(opt.hyper["lr"])  # type: ignore[arg-type]
-    if not spec.schedule:
-        return np.full(n, base)
-    hyper = {k: v for k, v in spec.schedule.items() if k != "name"}
-    sched = schedules.create(spec.schedule["name"], **hyper)
-    return np.broadcast_to(np.asarray(sched.lr_at(base, np.arange(n, dtype=float))), (n,))
 
 
 def write_runs(

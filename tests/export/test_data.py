@@ -19,7 +19,6 @@ from gdsim.export.data import (
     write_csv,
     write_json,
     write_trajectories,
-    write_trajectories_from_arrays,
 )
 
 
@@ -168,17 +167,3 @@ def test_a_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
         write_csv(target, sim)
     assert target.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
-
-
-def test_trails_from_a_view_write_the_same_file_as_the_simulation(tmp_path):
-    sim = _sim()
-    runs = []
-    for i, spec in enumerate(sim.runs):
-        h = sim.history(i)
-        runs.append((spec, h.positions, h.losses, sim.status(i).value, sim.stopped_at(i)))
-    write_trajectories_from_arrays(tmp_path / "view.csv", sim.surface, runs)
-    write_trajectories(tmp_path / "sim.csv", sim)
-    assert (tmp_path / "view.csv").read_text() == (tmp_path / "sim.csv").read_text()
-    write_trajectories_from_arrays(tmp_path / "view.json", sim.surface, runs)
-    doc = read_json(tmp_path / "view.json")
-    assert doc["runs"][1]["status"] == "diverged" and doc["runs"][1]["stopped_at"] == 13
