@@ -39,9 +39,9 @@ from PySide6.QtWidgets import (
 )
 
 from gdsim import __version__
-from gdsim.export.atomic import atomic_write
 from gdsim.engine import optimizers
 from gdsim.engine.simulation import RunSpec, Status, StopRules
+from gdsim.export.atomic import atomic_write
 from gdsim.export.data import format_for, write_trajectories
 from gdsim.resources import resource
 from gdsim.scenario import Scenario, ScenarioError
@@ -215,9 +215,7 @@ class MainWindow(QMainWindow):
         self._frames_drawn = 0
         self._fps_t0 = time.perf_counter()
         self._fps = 0.0
-        self._frame_ms = 0.0
-        self._readouts_t = 0.0
-        self._frame_t0 = 0.0
+        self._slow_t = 0.0
         self._display = {"resolution": 160, "cmap": "viridis", "log": False}
         self._surface_cache: tuple | None = None
 
@@ -825,9 +823,6 @@ class MainWindow(QMainWindow):
         packet = self.packet
         if packet is None or packet is self._drawn_packet:
             return
-        self._frame_t0 = time.perf_counter()
-        # Runs after the paint events this redraw causes: measures what a frame really costs.
-        QTimer.singleShot(0, self._frame_painted)
         d = self.doc
         if tuple(d.ids) != packet.ids:
             return  # the worker has not caught up with an add/remove yet
@@ -862,10 +857,16 @@ class MainWindow(QMainWindow):
             velocities=f.velocities,
             steps=f.deltas,
         )
-        self.loss_plot.update_runs(losses, visible, diverged, step=int(f.step.max()) if n else 0)
+        # The loss curves and the numbers change little between frames but cost as much as
+        # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()
-        if not packet.playing or now - self._readouts_t >= 0.1:  # numbers: 10 Hz is plenty
-            self._readouts_t = now
+        slow_due = not packet.playing or now - self._slow_t >= 0.1
+        if slow_due:
+            self._slow_t = now
+            self.loss_plot.update_runs(
+                losses, visible, diverged, step=int(f.step.max()) if n else 0
+            )
+        if slow_due:
             self.readouts.show_packet(
                 [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet
             )
@@ -890,15 +891,6 @@ class MainWindow(QMainWindow):
         )
         self._drawn_packet = packet
         self.redrawn.emit()
-
-    def _frame_painted(self) -> None:
-        """Pace redraws by their cost: a frame that takes 40 ms to paint is followed by at
-        least 40 ms of free event loop, so input stays prompt on a slow (software) GL."""
-        cost = (time.perf_counter() - self._frame_t0) * 1000
-        self._frame_ms = 0.7 * self._frame_ms + 0.3 * cost
-        interval = int(min(max(1000 / REDRAW_HZ, self._frame_ms), 250))
-        if abs(interval - self._timer.interval()) > 2:
-            self._timer.setInterval(interval)
 
     def _selected_index(self) -> int | None:
         return self.doc.ids.index(self._selected) if self._selected in self.doc.ids else None

@@ -155,8 +155,10 @@ class SimulationWorker(QThread):
                     if not self._playing:
                         self._wake.wait(self._mutex, 250)
                     elif self._speed > 0:
-                        # Sleep until the next step is due (at most a screen frame).
-                        wait_ms = max(1, int(min(1.0 / self._speed, 1.0 / EMIT_HZ) * 1000))
+                        # Wake once a screen frame (or once a step, when slower) and do the
+                        # steps due in one batch: few wake-ups mean few GIL hand-overs, and
+                        # each hand-over stalls the window's painting.
+                        wait_ms = max(1, int(max(1.0 / self._speed, 1.0 / EMIT_HZ) * 1000))
                         self._wake.wait(self._mutex, wait_ms)
                     else:
                         # Flat out: still leave the GIL to the GUI thread between batches, or

@@ -99,8 +99,8 @@ def measure_launch(repeats: int = 3) -> list[float]:
     return times
 
 
-def measure_window() -> dict:
-    from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+def _open_window():
+    from PySide6.QtCore import QCoreApplication
 
     from gdsim.ui.app import ensure_app
 
@@ -117,17 +117,34 @@ def measure_window() -> dict:
     deadline = time.perf_counter() + 10
     while window.packet is None and time.perf_counter() < deadline:
         app.processEvents()
-    window.playback.max_speed.setChecked(True)
+    return app, window
 
+
+def _phase(app, window, *, speed: float, seconds: float) -> dict:
+    """Play at `speed` steps/s (0 = flat out) for `seconds`; count frames, steps, latency."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+
+    window.reset()
+    deadline = time.perf_counter() + 10
+    while int(window.packet.frame.step.max()) != 0 and time.perf_counter() < deadline:
+        app.processEvents()
+    if speed > 0:
+        window.playback.max_speed.setChecked(False)
+        window.playback.speed.set_value(speed)
+        window.worker.post("speed", speed)
+    else:
+        window.playback.max_speed.setChecked(True)
     frames: list[float] = []
-    window.redrawn.connect(lambda: frames.append(time.perf_counter()))
 
-    # Input latency: events posted to the GUI thread's queue while it is busy drawing.
+    def on_frame() -> None:
+        frames.append(time.perf_counter())
+
+    window.redrawn.connect(on_frame)
     latencies: list[float] = []
     event_type = QEvent.Type(QEvent.registerEventType())
 
     class Probe(QObject):
-        def event(self, e):
+        def event(self, e):  # Qt naming
             if e.type() == event_type:
                 latencies.append(time.perf_counter() - e.sent)  # type: ignore[attr-defined]
                 return True
@@ -143,26 +160,22 @@ def measure_window() -> dict:
     poster = QTimer()
     poster.timeout.connect(post_probe)
     poster.start(7)
-
     window.set_playing(True)
     t_start = time.perf_counter()
     step_start = None
-    while time.perf_counter() - t_start < RUN_SECONDS:
+    while time.perf_counter() - t_start < seconds:
         app.processEvents()
         if step_start is None and window.packet is not None and window.packet.playing:
-            step_start = (time.perf_counter(), int(window.packet.frame.step.sum()))
+            step_start = (time.perf_counter(), int(window.packet.frame.step[0]))
         time.sleep(0.001)
     t_end = time.perf_counter()
-    steps_end = int(window.packet.frame.step.sum())
+    steps_end = int(window.packet.frame.step[0])
     poster.stop()
     window.set_playing(False)
+    window.redrawn.disconnect(on_frame)
     trail_points = [len(window.trails.get(i)) for i in window.doc.ids]
-    window.doc.undo_stack.setClean()
-    window.close()
-    app.processEvents()
-
     span = t_end - (frames[0] if frames else t_start)
-    ball_steps = steps_end - (step_start[1] if step_start else 0)
+    steps = steps_end - (step_start[1] if step_start else 0)
     elapsed = t_end - (step_start[0] if step_start else t_start)
     lat = sorted(latencies)
 
@@ -170,14 +183,25 @@ def measure_window() -> dict:
         return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
 
     return {
+        "speed_setting": speed or "flat out",
         "fps": (len(frames) - 1) / span if len(frames) > 1 else 0.0,
-        "steps_per_second_per_ball": ball_steps / len(SCENARIO["runs"]) / elapsed,
-        "ball_steps_per_second": ball_steps / elapsed,
+        "steps_per_second": steps / elapsed,
+        "ball_steps_per_second": steps * len(SCENARIO["runs"]) / elapsed,
         "input_latency_ms_p50": pct(50),
         "input_latency_ms_p99": pct(99),
         "input_events": len(lat),
         "trail_points_per_ball_at_end": trail_points,
     }
+
+
+def measure_window() -> dict:
+    app, window = _open_window()
+    paced = _phase(app, window, speed=6000.0, seconds=RUN_SECONDS)
+    flat = _phase(app, window, speed=0.0, seconds=RUN_SECONDS)
+    window.doc.undo_stack.setClean()
+    window.close()
+    app.processEvents()
+    return {"paced_6000": paced, "flat_out": flat}
 
 
 def measure_matplotlib(frames: int = 5) -> float | None:
@@ -221,7 +245,8 @@ def main() -> None:
     window = measure_window()
     launch = measure_launch()
     mpl_ms = measure_matplotlib()
-    gl_ms = 1000 / window["fps"] if window["fps"] else float("nan")
+    paced, flat = window["paced_6000"], window["flat_out"]
+    gl_ms = 1000 / paced["fps"] if paced["fps"] else float("nan")
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "grid": GRID,
@@ -236,11 +261,13 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "window.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = [
-        ("frames per second (all views live)", f"{window['fps']:.1f}", ">= 30"),
-        ("engine steps/s per ball", f"{window['steps_per_second_per_ball']:,.0f}", ">= 5,000"),
+        ("fps while stepping at 6,000 steps/s", f"{paced['fps']:.1f}", ">= 30"),
+        ("steps/s reached (paced at 6,000)", f"{paced['steps_per_second']:,.0f}", ">= 5,000"),
+        ("fps while flat out", f"{flat['fps']:.1f}", ""),
+        ("steps/s flat out", f"{flat['steps_per_second']:,.0f}", ""),
         (
-            "input latency p50 / p99 (ms)",
-            f"{window['input_latency_ms_p50']:.1f} / {window['input_latency_ms_p99']:.1f}",
+            "input latency flat out p50 / p99 (ms)",
+            f"{flat['input_latency_ms_p50']:.1f} / {flat['input_latency_ms_p99']:.1f}",
             "p99 < 50",
         ),
         ("launch to first frame (s), 3 runs", ", ".join(f"{t:.2f}" for t in launch), "< 2"),

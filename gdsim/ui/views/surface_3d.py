@@ -14,14 +14,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.opengl as gl
 from OpenGL import GL
 from pyqtgraph.opengl import shaders
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QMatrix4x4, QPainter, QVector3D
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QMatrix4x4,
+    QPainter,
+    QVector3D,
+)
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from gdsim.ui.views import colormaps
@@ -169,6 +178,55 @@ def _grid_faces(nx: int, ny: int) -> np.ndarray:
     return np.concatenate([np.stack([a, b, c], 1), np.stack([b, d, c], 1)])
 
 
+class _Label(NamedTuple):
+    pos: np.ndarray
+    text: str
+    color: QColor
+    font: QFont
+
+
+class _LabelLayer(gl.GLGraphicsItem.GLGraphicsItem):
+    """All axis labels in one QPainter session per frame.
+
+    pyqtgraph's GLTextItem opens a QPainter on the GL widget for every label; each open and
+    close flushes the GL state, which under llvmpipe cost ~9 ms a frame for a dozen labels.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._labels: list[_Label] = []
+        self._metrics: dict[tuple[str, str], QRectF] = {}
+
+    def set_labels(self, labels: list[_Label]) -> None:
+        self._labels = list(labels)
+        self._metrics = {}
+        self.update()
+
+    def paint(self) -> None:
+        if not self._labels:
+            return
+        self.setupGLState()
+        rect = QRectF(self.view().rect())
+        to_viewport = QMatrix4x4()
+        to_viewport.viewport(rect.left(), rect.bottom(), rect.width(), -rect.height())
+        project = to_viewport * self.mvpMatrix()
+        painter = QPainter(self.view())
+        painter.setRenderHints(
+            QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing
+        )
+        for label in self._labels:
+            key = (label.text, label.font.toString())
+            box = self._metrics.get(key)
+            if box is None:
+                box = QRectF(QFontMetrics(label.font).tightBoundingRect(label.text))
+                self._metrics[key] = box
+            p = project.map(QVector3D(*map(float, label.pos))).toPointF()
+            painter.setPen(label.color)
+            painter.setFont(label.font)
+            painter.drawText(QPointF(p.x() - box.width() / 2, p.y() + box.height() / 2), label.text)
+        painter.end()
+
+
 class _GLView(gl.GLViewWidget):
     """GLViewWidget that re-enables depth writes before clearing.
 
@@ -224,7 +282,9 @@ class Surface3DView(QWidget):
         self._floor = gl.GLLinePlotItem(mode="lines", color=(1, 1, 1, 0.22), antialias=False)
         self._floor.setGLOptions(_LINE_GL)
         self._labels: list[tuple[np.ndarray, str]] = []
-        self._label_items: list[gl.GLTextItem] = []
+        self._label_items: list[_Label] = []
+        self._label_layer = _LabelLayer()
+        self._gl.addItem(self._label_layer)
         for item in (self._floor, self._wire, self._contours):
             item.hide()
             self._gl.addItem(item)
@@ -463,8 +523,6 @@ class Surface3DView(QWidget):
         self._set_labels(labels)
 
     def _set_labels(self, labels: list[tuple[np.ndarray, str]]) -> None:
-        for item in self._label_items:
-            self._gl.removeItem(item)
         self._label_items = []
         self._labels = labels
         font = QFont()
@@ -473,15 +531,14 @@ class Surface3DView(QWidget):
         axis_font.setPointSizeF(11)
         axis_font.setItalic(True)
         for pos, text in labels:
-            item = gl.GLTextItem(
-                pos=pos,
+            item = _Label(
+                pos=np.asarray(pos, dtype=np.float64),
                 text=text,
                 color=QColor(225, 225, 225) if len(text) == 1 else QColor(170, 170, 170),
                 font=axis_font if text in ("x", "y") else font,
-                alignment=Qt.AlignmentFlag.AlignCenter,
             )
             self._label_items.append(item)
-            self._gl.addItem(item)
+        self._label_layer.set_labels(self._label_items)
 
     def set_contours_visible(self, visible: bool) -> None:
         """Level lines on the surface (the same levels the 2-D view draws)."""
@@ -863,7 +920,7 @@ class Surface3DView(QWidget):
         points = [it for it in self._gl.items if isinstance(it, gl.GLScatterPlotItem)]
         widths = [it.width for it in lines]
         sizes = [it.size for it in points]
-        texts = [it for it in self._label_items if it.visible()]
+        texts = [self._label_layer] if self._label_layer.visible() else []
         distance = self._gl.opts["distance"]
         try:
             for it, w in zip(lines, widths, strict=True):
