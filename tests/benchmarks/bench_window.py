@@ -20,6 +20,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,8 +62,7 @@ SCENARIO = {
 
 
 def _write_scenario() -> Path:
-    path = RESULTS / "bench_window_scenario.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.gettempdir()) / "gdsim_bench_window_scenario.json"
     path.write_text(json.dumps(SCENARIO))
     return path
 
