@@ -519,14 +519,21 @@ class MainWindow(QMainWindow):
         return self._save_to(self.doc.path)
 
     def save_as(self) -> bool:
-        start = str(self.doc.path) if self.doc.path else str(Path.home() / "scenario.json")
-        name, _ = QFileDialog.getSaveFileName(self, "Save scenario", start, "Scenarios (*.json)")
+        start = self.doc.path or Path.home() / "scenario.json"
+        path = self._ask_save_path("Save scenario", start, "Scenarios (*.json)", ".json")
+        return path is not None and self._save_to(path)
+
+    def _ask_save_path(
+        self, title: str, suggested: Path, filters: str, suffix: str | None
+    ) -> Path | None:
+        """A file name from the save dialog, with `suffix` added when the person left it off."""
+        name, _ = QFileDialog.getSaveFileName(self, title, str(suggested), filters)
         if not name:
-            return False
+            return None
         path = Path(name)
-        if path.suffix.lower() != ".json":
-            path = path.with_suffix(".json")
-        return self._save_to(path)
+        if suffix and path.suffix.lower() != suffix:
+            path = path.with_suffix(suffix)
+        return path
 
     def _save_to(self, path: Path) -> bool:
         try:
@@ -928,11 +935,10 @@ class MainWindow(QMainWindow):
         elif isinstance(size, int):
             size = (view.width() * size, view.height() * size)
         if path is None:
-            start = str(Path.home() / f"gdsim-{which}.png")
-            name, _ = QFileDialog.getSaveFileName(self, "Export image", start, "PNG image (*.png)")
-            if not name:
+            suggested = Path.home() / f"gdsim-{which}.png"
+            path = self._ask_save_path("Export image", suggested, "PNG image (*.png)", ".png")
+            if path is None:
                 return False
-            path = Path(name)
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
         image = render_view(view, int(size[0]), int(size[1]))
@@ -957,13 +963,11 @@ class MainWindow(QMainWindow):
     def export_trajectories(self, path: Path | None = None) -> None:
         """CSV or JSON in the format of `gdsim run`, from a copy of the running simulation."""
         if path is None:
-            start = str(Path.home() / "trajectories.csv")
-            name, _ = QFileDialog.getSaveFileName(
-                self, "Export trajectories", start, "CSV (*.csv);;JSON (*.json)"
-            )
-            if not name:
+            suggested = Path.home() / "trajectories.csv"
+            filters = "CSV (*.csv);;JSON (*.json)"
+            path = self._ask_save_path("Export trajectories", suggested, filters, None)
+            if path is None:
                 return
-            path = Path(name)
         try:
             format_for(path)
         except ValueError as exc:

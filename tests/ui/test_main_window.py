@@ -405,3 +405,23 @@ def test_dropping_a_scenario_file_opens_it(make_window, qtbot, tmp_path):
     assert window.doc.path == path
     actions = [a.text() for a in window.recent_menu.actions()]
     assert str(path.resolve()) in actions
+
+
+def test_save_as_adds_the_json_suffix_and_ctrl_s_saves_again(
+    make_window, qtbot, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window()
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "race"), "")
+    )
+    assert window.save_as()
+    saved = tmp_path / "race.json"
+    assert Scenario.load(saved).runs[0].label == window.doc.runs[0].label
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    type_into(qtbot, group.params_editor.editor("lr").edit, "0.02")
+    assert window.doc.is_dirty()
+    press(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not window.doc.is_dirty()
+    assert Scenario.load(saved).runs[0].params["lr"] == pytest.approx(0.02)
