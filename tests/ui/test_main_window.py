@@ -425,3 +425,24 @@ def test_save_as_adds_the_json_suffix_and_ctrl_s_saves_again(
     press(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert not window.doc.is_dirty()
     assert Scenario.load(saved).runs[0].params["lr"] == pytest.approx(0.02)
+
+
+@pytest.mark.gl
+def test_3d_ball_rolls_to_the_minimum_on_screen(make_window, qtbot, tmp_path):
+    path = write_scenario(
+        tmp_path, {"name": "bowl"}, [sgd("GD", 0.05, (1.6, 0.0), color="#ff0000")]
+    )
+    window = make_window(path)
+    window.view3d.set_camera_preset("top")
+    qtbot.wait(100)
+    before = color_mask(window.view3d.render_image(500, 500), "#ff0000", 70)
+    play_until(qtbot, window, lambda f: abs(f.positions[0, 0]) < 1e-3)
+    after = color_mask(window.view3d.render_image(500, 500), "#ff0000", 70)
+    assert before.sum() > 20 and after.sum() > 20
+    x_before, x_after = np.nonzero(before)[1].mean(), np.nonzero(after)[1].mean()
+    assert x_after < x_before - 50  # it rolled left, toward x = 0
+    # From the top the box is framed centred, so the minimum (0, 0) is the image centre: the
+    # ball is there now, and its trail reaches back towards where it started.
+    ys, xs = np.nonzero(after)
+    assert np.min(np.hypot(xs - 250, ys - 250)) < 10
+    assert xs.max() > x_before - 10
