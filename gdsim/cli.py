@@ -2,6 +2,7 @@
 
     gdsim [SCENARIO]             open the desktop window (on SCENARIO, a file or a shipped name)
     gdsim run [SCENARIO] ...     run headless, print a summary, optionally write trajectories
+    gdsim sweep SCENARIO ...     a grid of two hyperparameters of one run -> outcome map
     gdsim list [WHAT]            surfaces, optimizers, schedules, scenarios
 
 Why the shape: bad input gets one clear line on stderr and exit status 2, never a traceback
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_COMMANDS = ("run", "list")
+_COMMANDS = ("run", "sweep", "list")
+_SWEEP_METRICS = ("final_loss", "steps_to_tol", "diverged")
 _LIST_WHAT = ("surfaces", "optimizers", "schedules", "scenarios")
 
 
@@ -49,6 +51,7 @@ def _top_parser() -> _Parser:
         epilog=(
             "commands:\n"
             "  gdsim run [SCENARIO] ...   run headless and write trajectories (gdsim run --help)\n"
+            "  gdsim sweep SCENARIO ...   map a run's outcome over two hyperparameters\n"
             "  gdsim list [WHAT]          list surfaces, optimizers, schedules or scenarios\n"
             "\nSCENARIO is a .json file or the name of a shipped scenario (gdsim list scenarios)."
         ),
@@ -112,6 +115,46 @@ def _run_parser() -> _Parser:
     stop.add_argument("--grad-tol", metavar="TOL", help="stop when |gradient| <= TOL")
     stop.add_argument("--loss-tol", metavar="TOL", help="stop when a step changes f by <= TOL")
     stop.add_argument("--max-steps", metavar="N", help="stop a run after N steps")
+    return p
+
+
+def _sweep_parser() -> _Parser:
+    p = _Parser(
+        prog="gdsim sweep",
+        description=(
+            "Run one run of a scenario at every setting of a grid of two hyperparameters, all "
+            "at once, and write the outcome map: a heat map (.png, .svg, .pdf) of one metric, "
+            "or every cell's numbers (.csv: x,y,final_loss,steps_to_tol,diverged,diverged_at)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gdsim sweep ravine-momentum --run 1 --x lr=1e-3:1:log:100 \\\n"
+            "              --y momentum=0:0.99:100 --metric steps_to_tol --out map.png\n"
+            "  gdsim sweep my.json --x lr=1e-4:1:log:50 --y beta1=0:0.99:50 --out cells.csv\n"
+            "\nAn axis is NAME=LOW:HIGH:COUNT (linear) or NAME=LOW:HIGH:log:COUNT; NAME is one of\n"
+            "the run's optimizer's numeric hyperparameters (beta1/beta2 for betas).\n"
+            "steps_to_tol counts steps until f - f* < TOL (|grad f| < TOL where the surface has\n"
+            "no known minimum). Every cell sees the run's schedule and the run's noise stream.\n"
+            "Exit status: 0 when the map was written, 2 for bad input."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", help="a .json file or a shipped scenario name")
+    p.add_argument(
+        "--run", type=_int_arg("--run"), default=0, metavar="N", help="which run (default 0)"
+    )
+    p.add_argument("--x", required=True, metavar="AXIS", help="x axis, e.g. lr=1e-4:1:log:100")
+    p.add_argument("--y", required=True, metavar="AXIS", help="y axis, e.g. momentum=0:0.99:100")
+    p.add_argument(
+        "--metric",
+        choices=_SWEEP_METRICS,
+        default="final_loss",
+        help="what the image shows (default final_loss; a CSV holds them all)",
+    )
+    p.add_argument("--tol", metavar="T", help="tolerance of steps_to_tol (default 1e-6)")
+    p.add_argument("--steps", type=_int_arg("--steps"), help="steps per cell (default: scenario's)")
+    p.add_argument("--out", required=True, metavar="FILE", help="map.png|.svg|.pdf or cells.csv")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     return p
 
 
@@ -328,7 +371,8 @@ def _cmd_window(args: argparse.Namespace) -> int:
 # Options whose values may start with "-" (--start -1.5,2, --formula "-x^2"): argparse would
 # take such a value for an option, so they are glued to their flag before parsing.
 _VALUE_MAY_BE_NEGATIVE = ("--start", "--box", "--formula", "--param", "--surface-param",
-                          "--schedule-param", "--noise", "--grad-tol", "--loss-tol")  # fmt: skip
+                          "--schedule-param", "--noise", "--grad-tol", "--loss-tol",
+                          "--tol")  # fmt: skip
 
 
 def _glue_values(argv: list[str]) -> list[str]:
@@ -429,6 +473,92 @@ def _print_summary(scenario: Scenario, sim: Simulation) -> None:
         print("  ".join(cells).rstrip())
 
 
+def _cmd_sweep(argv: list[str]) -> int:
+    args = _sweep_parser().parse_args(_glue_values(argv))
+    from gdsim.export import sweep_map
+
+    try:
+        out_format = sweep_map.format_for(args.out)
+    except ValueError as e:
+        raise UsageError(f"gdsim sweep: --out: {e}") from None
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"gdsim sweep: --out: {folder!r} {what}")
+    if out_format in sweep_map.IMAGE_FORMATS:
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            raise UsageError(
+                f"gdsim sweep: --out .{out_format} needs matplotlib (pip install matplotlib); "
+                ".csv works without it"
+            ) from None
+    tol = None
+    if args.tol is not None:
+        tol = parse_value(args.tol)
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < float("inf"):
+            raise UsageError(f"gdsim sweep: --tol: must be a number > 0, got {args.tol!r}")
+
+    from gdsim.engine.sweep import DEFAULT_TOL, parse_axis, sweep
+    from gdsim.scenario import MAX_STEPS
+
+    axes = []
+    for flag, text in (("--x", args.x), ("--y", args.y)):
+        try:
+            axes.append(parse_axis(text))
+        except ValueError as e:
+            raise UsageError(f"gdsim sweep: {flag}: {e}") from None
+    scenario = _load(args.scenario)
+    n_runs = len(scenario.runs)
+    if args.run >= n_runs:
+        have = f"runs 0..{n_runs - 1}" if n_runs else "no runs"
+        raise UsageError(f"gdsim sweep: --run: no run {args.run}; the scenario has {have}")
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise UsageError(f"gdsim sweep: --steps: must be <= {MAX_STEPS}, got {args.steps}")
+    steps = scenario.steps if args.steps is None else args.steps
+    run = scenario.runs[args.run]
+    surface = scenario.build_surface()
+    try:
+        result = sweep(
+            surface,
+            run.optimizer,
+            run.params,
+            run.start,
+            axes[0],
+            axes[1],
+            steps=steps,
+            schedule=run.schedule,
+            noise=run.noise,
+            seed=scenario.seed,
+            stream=args.run,
+            tol=DEFAULT_TOL if tol is None else float(tol),
+        )
+    except ValueError as e:
+        raise UsageError(f"gdsim sweep: {e}") from None
+
+    where = surface.title if surface.name != "custom" else f"f(x, y) = {surface.formula}"
+    title = f"{where}: run {args.run} ({run.label}), {steps} steps"
+    try:
+        sweep_map.write(args.out, result, args.metric, title=title, run_label=run.label)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise UsageError(f"gdsim sweep: cannot write {args.out!r}: {reason}") from None
+    if not args.quiet:
+        ny, nx = result.shape
+        reached = int((~result.diverged & (result.steps_to_tol < float("inf"))).sum())
+        print(
+            f"swept run {args.run} ({run.label}, {run.optimizer}) on {surface.name}: "
+            f"{result.x.name} x {result.y.name} = {nx} x {ny} cells, {steps} steps"
+        )
+        print(
+            f"diverged {int(result.diverged.sum())}, reached tol {result.tol:g} {reached}, "
+            f"neither {nx * ny - int(result.diverged.sum()) - reached}"
+        )
+        shown = f"{out_format}, {args.metric}" if out_format != "csv" else "csv"
+        print(f"wrote {args.out} ({shown})")
+    return 0
+
+
 def _cmd_list(argv: list[str]) -> int:
     args = _list_parser().parse_args(argv)
     sections = [args.what] if args.what else list(_LIST_WHAT)
@@ -471,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "run":
             return _cmd_run(argv[1:])
+        if argv and argv[0] == "sweep":
+            return _cmd_sweep(argv[1:])
         if argv and argv[0] == "list":
             return _cmd_list(argv[1:])
         return _cmd_window(_top_parser().parse_args(argv))

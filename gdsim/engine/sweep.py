@@ -249,7 +249,7 @@ def _check_axis_values(optimizer: str, axis: Axis, which: str) -> None:
     if p.high is not None:
         ok &= (v < p.high) if p.high_open else (v <= p.high)
     if not ok.all():
-        bad = v[~ok][0]
+        bad = float(v[~ok][0])
         raise ValueError(
             f"{which} axis {axis.name}: values must be {_optimizers.range_text(p)} "
             f"for {optimizer}, got {bad!r}"
