@@ -578,6 +578,19 @@ def _pick(cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) ->
     return if_true() if cond else if_false()
 
 
+def _flag_plan(cond: Any) -> Any:
+    """A branch condition fixed at create: a bool when every row takes the same branch (so the
+    branch runs alone, as for one ball), else the (n, 1) bool rows (both branches, picked per
+    row). Either way each row gets exactly the numbers of its own branch."""
+    if not _is_array(cond):
+        return bool(cond)
+    if cond.all():
+        return True
+    if not cond.any():
+        return False
+    return np.ascontiguousarray(cond, dtype=bool)
+
+
 def _uniform(step: Array) -> Any:
     """The common step as a NumPy scalar when every ball is at the same step, else the array.
 
@@ -792,72 +805,152 @@ def _adam_kernel(
     decay: Any,
     c: tuple,
 ) -> None:
-    """One block of fast Adam: writes m, v, (vmax) and the delta into the given arrays."""
-    _, beta2, eps, wd, amsgrad, w1, c2, l2, dec = c
-    if l2:
+    """One block of Adam: writes m, v, (vmax) and the delta into the given arrays.
+
+    Coefficients are scalars or this block's (k, 1) rows; a flag is a bool (its branch taken
+    for the whole block) or a (k, 1) bool array (both branches computed, picked per row).
+    """
+    beta2, eps, wd, amsgrad, w1, c2, l2, dec, lerp = c
+    if l2 is not False:
         np.multiply(th, wd, out=gs)
         gs += g
-        g = gs
+        g = gs if l2 is True else np.where(l2, gs, g)
     np.subtract(g, m0, out=m)  # torch.lerp, the branch picked by |w| < 0.5
-    if abs(w1) < 0.5:
+    if lerp is True:
         m *= w1
         m += m0
-    else:
+    elif lerp is False:
         m *= 1.0 - w1
         np.subtract(g, m, out=m)
+    else:
+        big = m * (1.0 - w1)
+        np.subtract(g, big, out=big)
+        m *= w1
+        m += m0
+        np.copyto(m, big, where=~lerp)
     np.multiply(g, c2, out=tmp)
     tmp *= g
     np.multiply(v0, beta2, out=v)
     v += tmp
-    if amsgrad:
+    if amsgrad is True:
         np.maximum(vmax0, v, out=vmax)
         np.sqrt(vmax, out=tmp)
-    else:
+    elif amsgrad is False:
         np.sqrt(v, out=tmp)
+    else:
+        np.maximum(vmax0, v, out=tmp)
+        np.copyto(vmax, vmax0)
+        np.copyto(vmax, tmp, where=amsgrad)
+        np.copyto(tmp, v, where=~amsgrad)
+        np.sqrt(tmp, out=tmp)
     tmp /= bc2s
     tmp += eps
     np.multiply(m, neg_ss, out=d)
     d /= tmp
-    if dec:
+    if dec is not False:
         np.multiply(th, decay, out=tmp)
         tmp += d
-        np.subtract(tmp, th, out=d)
+        if dec is True:
+            np.subtract(tmp, th, out=d)
+        else:
+            tmp -= th
+            np.copyto(d, tmp, where=dec)
 
 
 def _adam_fast(
     grad: Array, state: AdamState, theta: Array, lr: Any, c: tuple
 ) -> tuple[Array, AdamState]:
-    """Adam/AdamW with scalar betas, eps, weight decay and flags (lr and steps may vary).
+    """Adam/AdamW in blocks of rows; any hyperparameter may be one number or (n, 1) rows.
 
-    ``c`` = (β₁, β₂, ε, λ, amsgrad, 1 − β₁, 1 − β₂, L2 on, decoupled decay on), fixed at create.
+    ``c`` = (β₁, β₂, ε, λ, amsgrad, 1 − β₁, 1 − β₂, L2 on, decoupled decay on, lerp's small
+    branch, the β's as one flat array for ``power`` or None), from ``_Coefficients``; flags
+    are bools or mixed bool rows (see ``_flag_plan``).
     """
     n, dim = grad.shape
-    beta1, beta2, _, wd, amsgrad, _, _, _, dec = c
-    parts = _fresh(4 if amsgrad else 3, grad)
+    beta1, beta2, eps, wd, amsgrad, w1, c2, l2, dec, lerp, flat_betas = c
+    keep_vmax = amsgrad is False
+    parts = _fresh(3 if keep_vmax else 4, grad)
     m_new, v_new, delta = parts[0], parts[1], parts[2]
-    vmax_new = parts[3] if amsgrad else state.max_exp_avg_sq
+    vmax_new = state.max_exp_avg_sq if keep_vmax else parts[3]
     step = state.step + 1.0
     t = _uniform(step)
     if _is_array(t):
         neg_ss = -(lr / _bias(beta1, t))
         bc2_sqrt = np.sqrt(_bias(beta2, t))
-    else:  # one power call for both betas; Python floats round exactly as NumPy's do
+    elif flat_betas is None:  # one power call for both betas; Python floats round as NumPy's
         p1, p2 = np.power(np.array((beta1, beta2)), np.array((t, t))).tolist()
         neg_ss = -(lr / (1.0 - p1))
         bc2_sqrt = math.sqrt(1.0 - p2)
-    decay = 1.0 - lr * wd if dec else None
+    else:  # per-ball betas, one step: one contiguous power call, as ``power`` would make
+        p = np.power(flat_betas, np.full(len(flat_betas), t))
+        np.subtract(1.0, p, out=p)
+        p = p.reshape(2, n, -1)
+        neg_ss = -(lr / p[0])
+        bc2_sqrt = np.sqrt(p[1])
+    decay = 1.0 - lr * wd if dec is not False else None
     scratch = np.empty((2, min(n, _BLOCK), dim))
     m0, v0, vmax0 = state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq
+    kc = (beta2, eps, wd, amsgrad, w1, c2, l2, dec, lerp)
     if n <= _BLOCK:
         _adam_kernel(grad, theta, m0, v0, vmax0, m_new, v_new, vmax_new, delta, *scratch,
-                     neg_ss, bc2_sqrt, decay, c)  # fmt: skip
+                     neg_ss, bc2_sqrt, decay, kc)  # fmt: skip
     else:
         for sl in _blocks(n):
             k = sl.stop - sl.start
+            kc_sl = tuple(_rows(x, sl) for x in kc)
             _adam_kernel(grad[sl], theta[sl], m0[sl], v0[sl], vmax0[sl], m_new[sl], v_new[sl],
                          vmax_new[sl], delta[sl], scratch[0, :k], scratch[1, :k],
-                         _rows(neg_ss, sl), _rows(bc2_sqrt, sl), _rows(decay, sl), c)  # fmt: skip
+                         _rows(neg_ss, sl), _rows(bc2_sqrt, sl), _rows(decay, sl),
+                         kc_sl)  # fmt: skip
     return delta, AdamState(step, m_new, v_new, vmax_new)
+
+
+class _Coefficients:
+    """Hyperparameters as the kernels want them for data of a given shape.
+
+    Per-ball (n, 1) rows are repeated to the data's (n, dim) shape when n is small: NumPy's
+    loops over broadcast operands cost about twice those over plain contiguous ones, and at a
+    few balls that overhead is the step. The values are the same, so are the results. Flat
+    arrays meant for ``power`` (``flat``: indices of entries that hold ``k`` stacked (n, 1)
+    columns, flattened) are repeated the same way. Bools, Python numbers and None pass through.
+    """
+
+    __slots__ = ("cache", "flat", "raw")
+
+    def __init__(self, raw: tuple, flat: tuple[int, ...] = ()) -> None:
+        self.raw, self.flat, self.cache = raw, flat, {}
+
+    def get(self, shape: tuple[int, ...]) -> tuple:
+        got = self.cache.get(shape)
+        if got is not None:
+            return got
+        n = shape[0]
+        if n > _BLOCK or not any(_is_array(x) for x in self.raw):
+            got = self.raw
+        else:
+            got = tuple(
+                _repeat_flat(x, shape) if i in self.flat and x is not None
+                else _repeat_rows(x, shape)
+                for i, x in enumerate(self.raw)
+            )  # fmt: skip
+        if len(self.cache) >= 8:
+            self.cache.clear()
+        self.cache[shape] = got
+        return got
+
+
+def _repeat_rows(x: Any, shape: tuple[int, ...]) -> Any:
+    if _is_array(x) and x.ndim == 2 and x.shape[1] == 1 and x.shape[0] == shape[0]:
+        return np.ascontiguousarray(np.broadcast_to(x, shape))
+    return x
+
+
+def _repeat_flat(x: Array, shape: tuple[int, ...]) -> Array:
+    n = shape[0]
+    cols = x.reshape(-1, n, 1)
+    if cols.shape[1] != n:
+        return x
+    return np.ascontiguousarray(np.broadcast_to(cols, (len(cols), *shape))).reshape(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1081,15 +1174,23 @@ def _build_adam(h: dict[str, Any], decoupled_default: bool) -> tuple[Callable, U
     (0 by default). Keras' AMSGrad keeps the max of the corrected v. AdamW's decay multiplies by
     γ (torch), not by a separate schedule multiplier as in the paper.
     """
-    lr0, eps, wd, amsgrad = h["lr"], h["eps"], h["weight_decay"], h["amsgrad"]
+    lr0, eps, wd = h["lr"], h["eps"], h["weight_decay"]
     beta1, beta2 = h["betas"]
     decoupled = h.get("decoupled_weight_decay", decoupled_default)
-    not_decoupled = ~decoupled if _is_array(decoupled) else not decoupled
     w1, c2 = 1.0 - beta1, 1.0 - beta2
-    fast = not any(_is_array(x) for x in (beta1, beta2, eps, wd, amsgrad, decoupled))
-    if fast:
-        consts = (beta1, beta2, eps, wd, amsgrad, w1, c2, wd != 0 and not decoupled,
-                  wd != 0 and decoupled)  # fmt: skip
+    flat_betas = None
+    if _is_array(beta1) or _is_array(beta2):
+        k = len(beta1) if _is_array(beta1) else len(beta2)
+        flat_betas = np.concatenate(
+            (np.broadcast_to(beta1, (k, 1)), np.broadcast_to(beta2, (k, 1)))
+        ).reshape(-1)
+    not_decoupled = ~decoupled if _is_array(decoupled) else not decoupled
+    consts = _Coefficients(
+        (beta1, beta2, eps, wd, _flag_plan(h["amsgrad"]), w1, c2,
+         _flag_plan((wd != 0) & not_decoupled), _flag_plan((wd != 0) & decoupled),
+         _flag_plan(np.abs(w1) < 0.5), flat_betas),
+        flat=(10,),
+    )  # fmt: skip
 
     def init(theta: Array) -> AdamState:
         _as_state_rows(theta)
@@ -1100,35 +1201,7 @@ def _build_adam(h: dict[str, Any], decoupled_default: bool) -> tuple[Callable, U
     ) -> tuple[Array, AdamState]:
         _check_inputs(grad, state, theta, AdamState, "adam")
         lr = lr0 if lr is None else _check_lr_override(lr)
-        if fast:
-            return _adam_fast(grad, state, theta, lr, consts)
-        step = state.step + 1.0
-        t = _uniform(step)
-        g = _l2(grad, theta, wd, not_decoupled)
-        m = _lerp(state.exp_avg, g, w1)
-        tmp = g * c2
-        tmp *= g
-        v = state.exp_avg_sq * beta2
-        v += tmp
-        step_size = lr / _bias(beta1, t)
-        bc2_sqrt = np.sqrt(_bias(beta2, t))
-        vmax = state.max_exp_avg_sq
-        if _is_array(amsgrad) or amsgrad:
-            new_max = np.maximum(vmax, v)
-            if _is_array(amsgrad):
-                den = np.sqrt(np.where(amsgrad, new_max, v))
-                vmax = np.where(amsgrad, new_max, vmax)
-            else:
-                den = np.sqrt(new_max)
-                vmax = new_max
-        else:
-            den = np.sqrt(v)
-        den /= bc2_sqrt
-        den += eps
-        np.multiply(m, -step_size, out=tmp)
-        tmp /= den
-        delta = _decoupled(theta, lr, wd, decoupled)(tmp)
-        return delta, AdamState(step, m, v, vmax)
+        return _adam_fast(grad, state, theta, lr, consts.get(grad.shape))
 
     return init, update
 
