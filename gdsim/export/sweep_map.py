@@ -285,7 +285,9 @@ def write_image(path: str | os.PathLike[str], result: SweepResult, metric: str, 
         raise ValueError(f"not an image format: .{fmt}; use .png, .svg or .pdf")
     fig = figure(result, metric, **kw)
     canvas = _canvas(fig, fmt)
-    # No dates in vector files: the same sweep gives the same bytes.
+    from matplotlib import rc_context
+
+    # No dates in vector files and fixed SVG ids: the same sweep gives the same bytes.
     metadata = {"Date": None} if fmt in ("svg", "pdf") else None
-    with atomic_open(path, "wb") as handle:
+    with rc_context({"svg.hashsalt": "gdsim"}), atomic_open(path, "wb") as handle:
         canvas.print_figure(handle, format=fmt, dpi=fig.dpi, metadata=metadata)
