@@ -20,6 +20,7 @@ BENCHMARKS = {
     "engine": HERE / "bench_engine.py",  # optimizers x ball counts, beside torch.optim
     "run": HERE / "bench_run.py",  # gdsim run, 100,000 steps, 8 balls on Rosenbrock
     "window": HERE / "bench_window.py",  # the real window under Xvfb: fps, latency, launch
+    "sweep": HERE / "bench_sweep.py",  # 100 x 100 cells x 500 steps, SGD and Adam, 2 surfaces
 }
 
 
