@@ -19,21 +19,8 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from gdsim.engine import optimizers, schedules
 from gdsim.engine.simulation import RunSpec, StopRules
 from gdsim.engine.surfaces import Surface
+from gdsim.export.figures import PALETTE  # run colours: one palette for the window and files
 from gdsim.scenario import Scenario, SurfaceSpec
-
-#: Colours given to new runs in turn (colour-blind-safe, distinct on light and dark surfaces).
-PALETTE = (
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#ffe119",
-    "#469990",
-)
 
 Box = tuple[tuple[float, float], tuple[float, float]]
 

@@ -469,23 +469,21 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ scenarios
     def open_initial(self, path: Path | None) -> None:
-        """The scenario given, else the one open when the app last closed, else the default."""
+        """The scenario given, else the file open when the app last closed, else the default.
+
+        Only a saved file is reopened: changes the person chose to discard on closing stay
+        discarded, and an untitled experiment was offered for saving before the window closed.
+        """
         if path is not None and self.open_path(path):
             return
-        settings = QSettings()
-        last = settings.value("scenario/last_json", "")
+        last = str(QSettings().value("scenario/last_path", "") or "")
         if path is None and last:
-            try:
-                scenario = Scenario.from_dict(json.loads(str(last)))
-                stored_path = settings.value("scenario/last_path", "")
-                self.doc.load_scenario(scenario, Path(str(stored_path)) if stored_path else None)
+            if Path(last).is_file() and self.open_path(Path(last), remember=False):
                 return
-            except (ScenarioError, ValueError) as exc:
-                self.statusBar().showMessage(
-                    f"Last session's scenario could not be restored: {exc}", 8000
-                )
+            self.statusBar().showMessage(f"Last session's file is gone: {last}", 8000)
         self.open_path(default_scenario_path(), remember=False)
         self.doc.path = None
+        self._update_title()
 
     def open_path(self, path: Path, *, remember: bool = True) -> bool:
         try:
@@ -726,8 +724,9 @@ class MainWindow(QMainWindow):
         d = self.doc
         custom = "formula" in d.surface_spec
         self.surface_panel.show_surface(d.surface, d.box, custom=custom)
-        if d.surface.log_scale and not self._display.get("log"):
-            self._display["log"] = True
+        # Log colours follow the surface (Goldstein-Price needs them, the bowl does not); the
+        # check box still overrides it until the next surface.
+        self._display["log"] = bool(d.surface.log_scale)
         self.surface_panel.show_display(self._display)
         self._draw_surface()
 
@@ -1043,11 +1042,8 @@ class MainWindow(QMainWindow):
         settings.setValue("window/splitter", self._splitter.saveState())
         settings.setValue("view/display", json.dumps(self._display))
         settings.setValue("playback/speed", self.playback.speed.value())
-        try:
-            settings.setValue("scenario/last_json", json.dumps(self.doc.to_scenario().to_dict()))
-            settings.setValue("scenario/last_path", str(self.doc.path) if self.doc.path else "")
-        except (ScenarioError, ValueError):
-            pass
+        user_file = self.doc.path is not None and self._is_user_file(self.doc.path)
+        settings.setValue("scenario/last_path", str(self.doc.path) if user_file else "")
         settings.sync()
 
     def showEvent(self, event) -> None:

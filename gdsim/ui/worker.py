@@ -130,7 +130,14 @@ class SimulationWorker(QThread):
                     last_tick = now
                     if n:
                         t0 = time.perf_counter()
-                        done = sim.step(n)
+                        try:
+                            done = sim.step(n)
+                        except Exception as exc:  # e.g. MemoryError: pause, say so, live on
+                            self._playing = False
+                            self._dirty = True
+                            self.failed.emit(f"stepping stopped: {type(exc).__name__}: {exc}")
+                            traceback.print_exc()
+                            done = 0
                         spent = time.perf_counter() - t0
                         if spent > 0:
                             self._rate = (
@@ -258,7 +265,8 @@ class SimulationWorker(QThread):
             index = self._ids.index(run_id)
             sim.remove_run(index)
             del self._ids[index]
-            self._specs.pop(run_id, None)
+            for table in (self._specs, self._sent, self._epochs):
+                table.pop(run_id, None)
         elif kind == "snapshot" and sim is not None:
             # Export writes exactly what was simulated: a private copy the GUI thread may read.
             self.snapshotReady.emit(args[0], copy.deepcopy(sim))

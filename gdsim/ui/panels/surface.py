@@ -51,6 +51,7 @@ class SurfacePanel(QWidget):
                 Qt.ItemDataRole.ToolTipRole,
             )
         self.combo.addItem("Custom formula", CUSTOM)
+        self.combo.setToolTip("The loss surface f(x, y); each entry's tooltip tells its story")
         form.addRow("surface", self.combo)
 
         self.formula = QLineEdit()

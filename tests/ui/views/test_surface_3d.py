@@ -281,3 +281,35 @@ def test_fitted_camera_follows_resizes_until_the_person_takes_it(view, qtbot):
     assert view.camera()["distance"] == pytest.approx(zoomed)
     view.reset_camera()
     assert view.camera()["distance"] == pytest.approx(d0, rel=0.02)
+
+
+def test_screen_frames_drawn_over_the_cached_scenery_match_plain_drawing(view, qtbot):
+    """The still scenery (surface, contours, floor) is cached between frames; the picture on
+    screen must be the one drawn from scratch, after a ball moves and after the surface
+    changes."""
+    gl_widget = view.gl_widget
+
+    def screen(cache: bool) -> np.ndarray:
+        gl_widget._cache_ok = cache
+        gl_widget.update()
+        return rgb_array(gl_widget.grabFramebuffer()).astype(int)
+
+    def same(a: np.ndarray, b: np.ndarray) -> bool:
+        return (np.abs(a - b).max(axis=-1) > 8).mean() < 0.002
+
+    red_and_blue_balls(view)
+    first = screen(True)
+    assert same(first, screen(False))
+    pos = np.array([[0.5, 0.5], [-0.5, 0.2]])
+    trails = [np.column_stack([pos[i : i + 1], bowl_f(pos[i : i + 1])]) for i in range(2)]
+    view.update_runs(pos, bowl_f(pos), trails, [True, True], [False, False])
+    moved = screen(True)
+    assert not same(first, moved)  # the balls moved on screen, not only in the cache
+    assert same(moved, screen(False))
+    x, y, z = bowl()
+    view.set_surface(x, y, z, cmap="magma")
+    recoloured = screen(True)
+    assert not same(moved, recoloured)
+    assert same(recoloured, screen(False))
+    view.set_contours_visible(False)
+    assert same(screen(True), screen(False))

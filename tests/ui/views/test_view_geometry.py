@@ -111,3 +111,40 @@ def test_colormaps():
     assert c.shape == (1, 2, 4) and c.dtype == np.float32
     with pytest.raises(ValueError, match="viridis"):
         colormaps.get("jet")
+
+
+def test_trail_thinner_keeps_the_shape_from_only_the_new_rows():
+    from gdsim.ui.views.geometry import TrailThinner
+
+    rng = np.random.default_rng(1)
+    # a path that wanders, then creeps into a minimum in ever smaller steps
+    walk = np.cumsum(rng.normal(0, 0.01, (3000, 2)), axis=0)
+    creep = walk[-1] + np.cumsum(rng.normal(0, 1e-5, (20000, 2)), axis=0)
+    path = np.concatenate([walk, creep])
+    cell = np.array([0.004, 0.004])
+    whole = TrailThinner(cell).update(path)
+    grown = TrailThinner(cell)
+    for end in range(1, len(path) + 1, 997):
+        part = grown.update(path[:end])
+        assert np.array_equal(part[-1], path[end - 1])  # the newest row ends the line
+    part = grown.update(path)
+    assert np.array_equal(part, whole)
+    assert len(whole) < 0.2 * len(path)  # the creep into the minimum collapses
+    assert np.array_equal(whole[0], path[0])
+    # every dropped row shares its grid cell with a kept one: the line stays within a cell
+    kept_cells = {tuple(c) for c in np.floor(whole / cell).astype(int)}
+    assert all(tuple(c) in kept_cells for c in np.floor(path / cell).astype(int))
+
+
+def test_trail_thinner_stops_at_non_finite_rows_and_restarts_after_a_reset():
+    from gdsim.ui.views.geometry import TrailThinner
+
+    t = TrailThinner(np.array([1e-3, 1e-3]))
+    path = np.array([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [np.inf, 0.0], [0.3, 0.0]])
+    assert np.array_equal(t.update(path[:2]), path[:2])
+    assert np.array_equal(t.update(path), path[:3])
+    other = np.array([[1.0, 1.0], [1.0, 1.5]])
+    assert np.array_equal(t.update(other), other)  # shorter: a reset, start over
+    moved = np.array([[5.0, 5.0], [1.0, 1.5], [2.0, 2.0]])
+    assert np.array_equal(t.update(moved), moved)  # first row changed: another trail
+    assert t.update(np.empty((0, 2))).shape == (0, 2)
