@@ -101,7 +101,13 @@ class ReadoutTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
 
-    def show_packet(self, labels: list[str], colors: list[str], packet: FramePacket) -> None:
+    def show_packet(
+        self,
+        labels: list[str],
+        colors: list[str],
+        packet: FramePacket,
+        budget: int | None = None,
+    ) -> None:
         f = packet.frame
         n = len(labels)
         if self.rowCount() != n:
@@ -111,12 +117,9 @@ class ReadoutTable(QTableWidget):
             if status is Status.DIVERGED:
                 text = f"diverged at step {int(f.stopped_at[i])}"
             elif status is Status.CONVERGED:
-                reason = f.reasons[i] or ""
-                text = (
-                    f"stopped: budget ({int(f.stopped_at[i])})"
-                    if reason == "max_steps"
-                    else f"converged at step {int(f.stopped_at[i])}"
-                )
+                text = f"converged at step {int(f.stopped_at[i])}"
+            elif not packet.playing and budget is not None and f.step[i] >= budget:
+                text = "budget reached"
             else:
                 text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
             values = (
@@ -874,7 +877,7 @@ class MainWindow(QMainWindow):
             )
         if slow_due:
             self.readouts.show_packet(
-                [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet
+                [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet, d.steps
             )
         for i, run_id in enumerate(d.ids):
             if diverged[i] and run_id not in self._known_diverged:

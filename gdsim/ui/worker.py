@@ -122,11 +122,12 @@ class SimulationWorker(QThread):
             now = time.perf_counter()
             sim = self._sim
             if self._playing and sim is not None:
-                if not any(s is Status.RUNNING for s in sim.statuses()):
+                left = self._budget - self._clock(sim)
+                if left <= 0 or not any(s is Status.RUNNING for s in sim.statuses()):
                     self._playing = False
                     self._dirty = True
                 else:
-                    n = self._steps_due(now - last_tick)
+                    n = min(self._steps_due(now - last_tick), left)
                     last_tick = now
                     if n:
                         t0 = time.perf_counter()
@@ -214,7 +215,12 @@ class SimulationWorker(QThread):
         self._sent[run_id] = 0
 
     def _stop_rules(self) -> StopRules:
-        return StopRules(self._budget, self._stop.grad_tol, self._stop.loss_tol)
+        # The step budget is the playback clock's limit, not a stop rule: a run that reaches it
+        # is paused, not finished, so raising the budget lets it roll on from where it is.
+        return StopRules(None, self._stop.grad_tol, self._stop.loss_tol)
+
+    def _clock(self, sim: Simulation) -> int:
+        return max((sim.steps_taken(i) for i in range(sim.n_runs)), default=0)
 
     def _apply(self, message: tuple[Any, ...]) -> None:
         kind, *args = message
@@ -237,6 +243,7 @@ class SimulationWorker(QThread):
             self._speed = float(args[0])
             self._batch = 16
         elif kind == "step" and sim is not None:
+            # A single step is a deliberate request: it may go past the budget.
             self._playing = False
             sim.step(int(args[0]))
         elif kind == "reset" and sim is not None:
@@ -244,9 +251,8 @@ class SimulationWorker(QThread):
             sim.reset()
             for run_id in self._ids:
                 self._restarted(run_id)
-        elif kind == "budget" and sim is not None:
+        elif kind == "budget":
             self._budget = int(args[0])
-            sim.set_stop(self._stop_rules())
         elif kind == "stop_rules" and sim is not None:
             self._stop = args[0]
             sim.set_stop(self._stop_rules())

@@ -317,7 +317,7 @@ def test_export_trajectories_csv_matches_what_ran(make_window, qtbot, tmp_path):
 
     path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.1, (1.0, 1.0))], steps=25)
     window = make_window(path)
-    play_until(qtbot, window, lambda f: f.status[0] is not Status.RUNNING)
+    play_until(qtbot, window, lambda f: f.step[0] == 25 and not window.packet.playing)
     out = tmp_path / "t.csv"
     with qtbot.waitSignal(window.exportFinished, timeout=10000) as blocker:
         window.export_trajectories(out)
@@ -463,3 +463,19 @@ def test_3d_ball_rolls_to_the_minimum_on_screen(make_window, qtbot, tmp_path):
     ys, xs = np.nonzero(after)
     assert np.min(np.hypot(xs - 250, ys - 250)) < 10
     assert xs.max() > x_before - 10
+
+
+def test_raising_the_step_budget_lets_the_balls_roll_on(make_window, qtbot, tmp_path):
+    path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.01, (1.5, 0.0))], steps=30)
+    window = make_window(path)
+    play_until(qtbot, window, lambda f: f.step[0] == 30 and not window.packet.playing)
+    wait_drawn(qtbot, window)
+    assert window.readouts.item(0, 7).text() == "budget reached"
+    x30 = window.packet.frame.positions[0, 0]
+    window.playback.budget.setValue(60)
+    window.playback.budget.editingFinished.emit()
+    assert window.doc.steps == 60
+    play_until(qtbot, window, lambda f: f.step[0] == 60 and not window.packet.playing)
+    # Thirty more steps of x <- 0.98 x from where it stood: no reset on the way.
+    assert window.packet.frame.positions[0, 0] == pytest.approx(x30 * 0.98**30, rel=1e-12)
+    assert len(window.trails.get(window.doc.ids[0])) == 61
