@@ -620,6 +620,24 @@ def _lerp(start: Array, end: Array, weight: Any) -> Array:
     return d
 
 
+def _lerp_planned(start: Array, end: Array, w: Any, w1: Any, small: Any) -> Array:
+    """``_lerp`` with its branch fixed at create: ``small`` is ``_flag_plan(|w| < 0.5)`` and
+    ``w1`` is 1 − w. A fresh array, element for element ``_lerp``'s."""
+    d = end - start
+    if small is True:
+        d *= w
+        d += start
+        return d
+    big = d * w1
+    np.subtract(end, big, out=big)
+    if small is False:
+        return big
+    d *= w
+    d += start
+    np.copyto(d, big, where=~small)
+    return d
+
+
 def _ema_sq(avg: Array, g: Array, decay: Any) -> Array:
     """torch: avg.mul_(decay).addcmul_(g, g, value=1 − decay) -> avg·decay + ((1 − decay)·g)·g."""
     t = g * (1.0 - decay)
@@ -985,8 +1003,11 @@ def _build_sgd(h: dict[str, Any]) -> tuple[Callable[[Array], SGDState], Update]:
     """
     lr0, mu, tau, wd, nesterov = (h[k] for k in ("lr", "momentum", "dampening", "weight_decay",
                                                  "nesterov"))  # fmt: skip
-    has_mu = mu != 0
     fast = not any(_is_array(x) for x in (mu, tau, wd, nesterov)) and tau == 0
+    damped = _is_array(tau) or tau != 0
+    coefs = _Coefficients(
+        (mu, tau, wd, _flag_plan(wd != 0), _flag_plan(mu != 0), _flag_plan(nesterov))
+    )
 
     def init(theta: Array) -> SGDState:
         _as_state_rows(theta)
@@ -999,25 +1020,36 @@ def _build_sgd(h: dict[str, Any]) -> tuple[Callable[[Array], SGDState], Update]:
         lr = lr0 if lr is None else _check_lr_override(lr)
         if fast:
             return _sgd_fast(grad, state, theta, lr, mu, wd, nesterov)
-        g = _l2(grad, theta, wd)
+        mu_, tau_, wd_, l2, has_mu, nest = coefs.get(grad.shape)
+        g = grad
+        if l2 is not False:
+            g = wd_ * theta
+            g += grad
+            if l2 is not True:
+                g = np.where(l2, g, grad)
         buf = state.momentum_buffer
-        if _is_array(has_mu) or has_mu:
-            new_buf = buf * mu
-            if _is_array(tau) or tau != 0:
-                new_buf += g * (1.0 - tau)
+        if has_mu is False:
+            new_buf, d = buf, g
+        else:
+            new_buf = buf * mu_
+            if damped:
+                new_buf += g * (1.0 - tau_)
                 first = state.step == 0
                 if first.any():
                     new_buf = np.where(first, g, new_buf)
             else:
                 # (1 − τ)·g with τ = 0 is g itself, and μ·0 + g = g on the first step.
                 new_buf += g
-            if _is_array(has_mu):
-                new_buf = np.where(has_mu, new_buf, buf)
-            d = _pick(nesterov, lambda: g + mu * new_buf, lambda: new_buf)
-            if _is_array(has_mu):
+            if has_mu is not True:
+                np.copyto(new_buf, buf, where=~has_mu)
+            d = new_buf
+            if nest is not False:
+                d = mu_ * new_buf
+                d += g
+                if nest is not True:
+                    np.copyto(d, new_buf, where=~nest)
+            if has_mu is not True:
                 d = np.where(has_mu, d, g)
-        else:
-            new_buf, d = buf, g
         delta = d * -lr
         return delta, SGDState(state.step + 1.0, new_buf)
 
@@ -1077,7 +1109,11 @@ def _build_rmsprop(h: dict[str, Any]) -> tuple[Callable[[Array], RMSpropState], 
     """
     lr0, alpha, eps, wd, mu, centered = (h[k] for k in ("lr", "alpha", "eps", "weight_decay",
                                                         "momentum", "centered"))  # fmt: skip
-    has_mu = mu > 0
+    w = 1.0 - alpha
+    coefs = _Coefficients(
+        (alpha, 1.0 - alpha, eps, wd, mu, w, 1.0 - w, _flag_plan(np.abs(w) < 0.5),
+         _flag_plan(wd != 0), _flag_plan(centered), _flag_plan(mu > 0))
+    )  # fmt: skip
 
     def init(theta: Array) -> RMSpropState:
         _as_state_rows(theta)
@@ -1088,33 +1124,41 @@ def _build_rmsprop(h: dict[str, Any]) -> tuple[Callable[[Array], RMSpropState], 
     ) -> tuple[Array, RMSpropState]:
         _check_inputs(grad, state, theta, RMSpropState, "rmsprop")
         lr = lr0 if lr is None else _check_lr_override(lr)
-        g = _l2(grad, theta, wd)
-        v = _ema_sq(state.square_avg, g, alpha)
-        if _is_array(centered) or centered:
-            ga = _lerp(state.grad_avg, g, 1.0 - alpha)
-            centred = np.sqrt(v - ga * ga)
-            if _is_array(centered):
-                ga = np.where(centered, ga, state.grad_avg)
-                den = np.where(centered, centred, np.sqrt(v))
-            else:
-                den = centred
-        else:
+        alpha_, c_, eps_, wd_, mu_, w_, w1_, small, l2, cen, has_mu = coefs.get(grad.shape)
+        g = grad
+        if l2 is not False:
+            g = wd_ * theta
+            g += grad
+            if l2 is not True:
+                g = np.where(l2, g, grad)
+        v = g * c_  # torch: avg.mul_(α).addcmul_(g, g, value=1 − α)
+        v *= g
+        v += state.square_avg * alpha_
+        if cen is False:
             ga, den = state.grad_avg, np.sqrt(v)
-        den += eps
-        buf = state.momentum_buffer
-        if _is_array(has_mu) or has_mu:
-            new_buf = buf * mu
-            new_buf += g / den
-            delta = new_buf * -lr
-            if _is_array(has_mu):
-                plain = g * (-lr)
-                plain /= den
-                delta = np.where(has_mu, delta, plain)
-                new_buf = np.where(has_mu, new_buf, buf)
         else:
+            ga = _lerp_planned(state.grad_avg, g, w_, w1_, small)
+            den = ga * ga
+            np.subtract(v, den, out=den)
+            np.sqrt(den, out=den)
+            if cen is not True:
+                np.copyto(ga, state.grad_avg, where=~cen)
+                den = np.where(cen, den, np.sqrt(v))
+        den += eps_
+        buf = state.momentum_buffer
+        if has_mu is False:
             new_buf = buf
             delta = g * -lr
             delta /= den
+        else:
+            new_buf = buf * mu_
+            new_buf += g / den
+            delta = new_buf * -lr
+            if has_mu is not True:
+                plain = g * (-lr)
+                plain /= den
+                delta = np.where(has_mu, delta, plain)
+                np.copyto(new_buf, buf, where=~has_mu)
         return delta, RMSpropState(state.step + 1.0, v, ga, new_buf)
 
     return init, update
