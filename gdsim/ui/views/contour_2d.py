@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QGraphicsItem, QWidget
 from gdsim.ui.views import colormaps
 from gdsim.ui.views.geometry import (
     HeightScale,
+    TrailThinner,
     arrow_segments,
     clean_grid,
     contour_segments,
     decimate_indices,
-    last_finite_prefix,
     scale_arrows,
 )
 
@@ -121,6 +121,7 @@ class Contour2DView(pg.PlotWidget):
 
         self._colors: list[str] = []
         self._trails: list[pg.PlotCurveItem] = []
+        self._thinners: list[TrailThinner] = []
         self._starts: list[_StartMarker] = []
         self._balls = pg.ScatterPlotItem(symbol="o", size=13)
         self._balls.setZValue(40)
@@ -153,6 +154,7 @@ class Contour2DView(pg.PlotWidget):
         self._has_surface = False
         self._last_frame: dict | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.getViewBox().sigRangeChanged.connect(self._range_changed)
 
     # ------------------------------------------------------------------------------ surface
     def set_surface(
@@ -257,6 +259,7 @@ class Contour2DView(pg.PlotWidget):
             self.addItem(start, ignoreBounds=True)
             self._trails.append(trail)
             self._starts.append(start)
+        self._thinners = [TrailThinner(self._trail_cell()) for _ in colors]
         self._brushes = [pg.mkBrush(c) for c in qcolors]
         self._pens = [pg.mkPen("#ffffff", width=1.5) for _ in qcolors]
         self._cross_pens = [pg.mkPen(c, width=2) for c in qcolors]
@@ -336,7 +339,7 @@ class Contour2DView(pg.PlotWidget):
                 continue
             pts = np.asarray(trails[i], dtype=np.float64)
             pts = pts.reshape(len(pts), -1)[:, :2] if pts.size else np.empty((0, 2))
-            pts = last_finite_prefix(pts)
+            pts = self._thinners[i].update(pts)
             if len(pts) and not start.moving:
                 start.setPos(float(pts[0, 0]), float(pts[0, 1]))
             if len(pts):
@@ -396,6 +399,29 @@ class Contour2DView(pg.PlotWidget):
         else:
             self._ring.clear()
         self._draw_arrows(positions, visible, diverged, gradients, velocities, steps)
+
+    def _trail_cell(self) -> np.ndarray:
+        """Trails are thinned to a grid of half a pixel (see TrailThinner)."""
+        (x0, x1), (y0, y1) = self._box
+        fallback = np.array([x1 - x0, y1 - y0]) / 2000.0
+        try:
+            px = np.abs(np.asarray(self.getViewBox().viewPixelSize(), dtype=np.float64))
+        except Exception:  # not laid out yet
+            return fallback
+        if not (np.isfinite(px).all() and (px > 0).all()):
+            return fallback
+        return 0.5 * px
+
+    def _range_changed(self, *_) -> None:
+        """After a zoom in, thin the trails again to the finer pixels (or coarser, far out)."""
+        if not self._thinners:
+            return
+        cell = self._trail_cell()
+        old = self._thinners[0].cell
+        if (old > 1.5 * cell).any() or (old < 0.25 * cell).any():
+            self._thinners = [TrailThinner(cell) for _ in self._thinners]
+            if self._last_frame is not None:
+                self.update_runs(**self._last_frame)
 
     def _draw_arrows(self, positions, visible, diverged, gradients, velocities, steps) -> None:
         vectors = {"gradient": gradients, "velocity": velocities, "step": steps}

@@ -237,3 +237,102 @@ def bilinear(x: np.ndarray, y: np.ndarray, grid: np.ndarray, px: np.ndarray, py:
     g00, g10 = grid[i, j], grid[i + 1, j]
     g01, g11 = grid[i, j + 1], grid[i + 1, j + 1]
     return (g00 * (1 - tx) + g10 * tx) * (1 - ty) + (g01 * (1 - tx) + g11 * tx) * ty
+
+
+class TrailThinner:
+    """A growing trail thinned for display, updated from only the rows added since last time.
+
+    Trails only grow while a simulation plays (tens of thousands of rows), but a view draws a few
+    hundred pixels: re-thinning the whole trail every frame costs O(length) NumPy passes a
+    frame. This keeps the thinned points and looks only at new rows. A row is dropped while it
+    stays in the grid cell (size `cell` per column, in the coordinates `transform` gives) of the
+    row before it, so the drawn line stays within one cell of the true path and a run creeping
+    into a minimum collapses to a handful of points. The newest row always ends the result (the
+    trail reaches its ball).
+
+    Like `last_finite_prefix`, the trail ends before its first row that is not all finite.
+    A trail that shrank, or whose first or last known row changed (a reset, another run),
+    starts over.
+    """
+
+    __slots__ = (
+        "_cell",
+        "_check",
+        "_kept",
+        "_last_q",
+        "_m",
+        "_n",
+        "_stopped",
+        "_tail",
+        "_transform",
+    )
+
+    def __init__(self, cell, transform=None) -> None:
+        self._cell = np.asarray(cell, dtype=np.float64)
+        self._transform = transform
+        self.clear()
+
+    def clear(self) -> None:
+        self._n = 0  # source rows consumed
+        self._m = 0  # rows kept
+        self._kept: np.ndarray | None = None
+        self._last_q: np.ndarray | None = None
+        self._tail: np.ndarray | None = None  # the newest row, when it is not kept
+        self._check: tuple[np.ndarray, np.ndarray] | None = None  # source rows 0 and n-1
+        self._stopped = False
+
+    @property
+    def cell(self) -> np.ndarray:
+        return self._cell
+
+    def update(self, points: np.ndarray) -> np.ndarray:
+        """The thinned (and transformed) trail (m, d) for the whole trail `points` (k, d)."""
+        points = np.asarray(points, dtype=np.float64)
+        k = len(points)
+        if self._n and (
+            k < self._n
+            or not np.array_equal(points[0], self._check[0], equal_nan=True)
+            or not np.array_equal(points[self._n - 1], self._check[1], equal_nan=True)
+        ):
+            self.clear()
+        if k > self._n and not self._stopped:
+            self._take(points, k)
+        if self._m == 0:
+            return np.empty((0, points.shape[1] if points.ndim == 2 else 0))
+        kept = self._kept[: self._m]
+        if self._tail is not None:
+            return np.concatenate([kept, self._tail[None]])
+        return kept
+
+    def _take(self, points: np.ndarray, k: int) -> None:
+        new = points[self._n : k]
+        first = self._n == 0
+        self._n = k
+        self._check = (points[0].copy(), points[k - 1].copy())
+        ok = np.isfinite(new).all(axis=1)
+        if not ok.all():
+            new = new[: int(np.argmin(ok))]
+            self._stopped = True
+        if len(new) == 0:
+            return
+        scene = new if self._transform is None else self._transform(new)
+        scene = np.asarray(scene, dtype=np.float64)
+        q = np.floor(np.clip(scene / self._cell, -1e12, 1e12))
+        q[np.isnan(q)] = 0.0
+        keep = np.empty(len(q), dtype=bool)
+        keep[0] = first or bool((q[0] != self._last_q).any())
+        keep[1:] = (q[1:] != q[:-1]).any(axis=1)
+        self._last_q = q[-1]
+        if keep[-1]:
+            self._tail = None
+        else:
+            self._tail = scene[-1].copy()
+        add = scene[keep]
+        if self._kept is None:
+            self._kept = np.empty((max(256, 2 * len(add)), scene.shape[1]))
+        elif self._m + len(add) > len(self._kept):
+            grown = np.empty((max(self._m + len(add), 2 * len(self._kept)), scene.shape[1]))
+            grown[: self._m] = self._kept[: self._m]
+            self._kept = grown
+        self._kept[self._m : self._m + len(add)] = add
+        self._m += len(add)

@@ -31,23 +31,28 @@ from PySide6.QtGui import (
     QPainter,
     QVector3D,
 )
+from PySide6.QtOpenGL import QOpenGLFramebufferObject
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from gdsim.ui.views import colormaps
 from gdsim.ui.views.geometry import (
     HeightScale,
+    TrailThinner,
     arrow_segments,
     bilinear,
     clean_grid,
     contour_segments,
     decimate_indices,
-    last_finite_prefix,
     scale_arrows,
 )
 
 SCENE_HEIGHT = 1.1
 BALL_RADIUS = 0.05
 MAX_TRAIL_POINTS = 5000
+#: Trails are thinned to a grid of this size in scene units (the scene is 2 wide): under a
+#: pixel in any view smaller than about 1000 px, so the line looks the same with far fewer
+#: points (see TrailThinner).
+TRAIL_CELL = 0.002
 OVERLAY_KINDS = colormaps.OVERLAY_KINDS
 OVERLAY_COLORS = colormaps.OVERLAY_COLORS
 CAMERA_PRESETS = ("default", "top", "side-x", "side-y")
@@ -228,16 +233,114 @@ class _LabelLayer(gl.GLGraphicsItem.GLGraphicsItem):
 
 
 class _GLView(gl.GLViewWidget):
-    """GLViewWidget that re-enables depth writes before clearing.
+    """GLViewWidget that keeps its still scenery in a cached image between camera moves.
 
-    Lines switch depth writes off (see _LINE_GL); glClear leaves the depth buffer alone while
-    they are off, so without this the next frame (or the next export tile) would be tested
-    against the last frame's depths and draw nothing.
+    The surface mesh (80 000 triangles at 200x200) and the lines on it cost most of a frame
+    under llvmpipe, yet they change only with the camera or the surface, while the balls move
+    60 times a second. Items marked static (`add_static`) are drawn into an offscreen
+    framebuffer with their depth; each frame copies colour and depth from it and draws only
+    the moving items on top, depth-tested against the cached scenery as before. Any change of
+    a static item (data, visibility, colours) or of the camera or size redraws the cache.
+    Exports (renderToArray) and picking go through paint() unchanged and draw everything.
+
+    Also re-enables depth writes before clearing: lines switch depth writes off (see
+    _LINE_GL), and glClear leaves the depth buffer alone while they are off, so without this
+    the next frame (or export tile) would be tested against the last frame's depths.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._static: set[int] = set()
+        self._layer: str | None = None  # None: every item; "static" / "moving": one kind
+        self._cache = None  # QOpenGLFramebufferObject
+        self._cache_key: tuple | None = None
+        self._cache_ok = True  # off for good if the copy fails (e.g. a multisampled target)
+
+    def add_static(self, item) -> None:
+        """Mark an added item as scenery: drawn into the cache, redrawn when it changes."""
+        self._static.add(id(item))
+        update = item.update
+
+        def changed() -> None:
+            self._cache_key = None
+            update()
+
+        item.update = changed
+
+    def invalidate_cache(self) -> None:
+        self._cache_key = None
 
     def paint(self, *, region, viewport, useItemNames=False):
         GL.glDepthMask(GL.GL_TRUE)
         super().paint(region=region, viewport=viewport, useItemNames=useItemNames)
+
+    def drawItemTree(self, item=None, useItemNames=False):
+        if item is not None or self._layer is None:
+            return super().drawItemTree(item, useItemNames=useItemNames)
+        static = self._layer == "static"
+        items = [
+            x
+            for x in self.items
+            if x.parentItem() is None and (id(x) in self._static) == static and x.visible()
+        ]
+        items.sort(key=lambda a: a.depthValue())
+        for i in items:
+            self._modelViewStack.append(self.currentModelView() * i.transform())
+            try:
+                super().drawItemTree(i, useItemNames=useItemNames)
+            finally:
+                self._modelViewStack.pop()
+
+    def paintGL(self):
+        region = self.getViewport()
+        if not self._cache_ok or self.format().samples() > 1:
+            return super().paintGL()
+        target = self.defaultFramebufferObject()
+        w, h = int(region[2]), int(region[3])
+        key = (
+            tuple(region),
+            tuple(self.projectionMatrix(region, region).data()),
+            tuple(self.viewMatrix().data()),
+            str(self.opts["bgcolor"]),
+        )
+        try:
+            if self._cache is None or (self._cache.width(), self._cache.height()) != (w, h):
+                self._cache = QOpenGLFramebufferObject(
+                    w, h, QOpenGLFramebufferObject.Attachment.CombinedDepthStencil
+                )
+                self._cache_key = None
+            if key != self._cache_key:
+                self._cache.bind()
+                GL.glViewport(*region)
+                self._layer = "static"
+                self.paint(region=region, viewport=region)
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+                self._cache_key = key
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._cache.handle())
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, target)
+            GL.glBlitFramebuffer(
+                0, 0, w, h, 0, 0, w, h,
+                GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT,
+                GL.GL_NEAREST,
+            )  # fmt: skip
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+            GL.glViewport(*region)
+            self.setProjection(region, region)
+            self.setModelview()
+            self._layer = "moving"
+            self.drawItemTree()
+        except Exception:
+            # Draw the plain way from now on rather than show a broken picture.
+            self._cache_ok = False
+            self._layer = None
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+            GL.glViewport(*region)
+            super().paintGL()
+            from pyqtgraph import debug
+
+            debug.printExc()
+        finally:
+            self._layer = None
 
 
 class Surface3DView(QWidget):
@@ -288,6 +391,7 @@ class Surface3DView(QWidget):
         for item in (self._floor, self._wire, self._contours):
             item.hide()
             self._gl.addItem(item)
+            self._gl.add_static(item)
         self._contours_on = True
         self._wire_on = False
 
@@ -295,14 +399,29 @@ class Surface3DView(QWidget):
         self._minima_heads = self._make_points(size=9.0, color=(1, 1, 1, 1))
         self._local_pins = self._make_lines(width=1.5, color=(0.75, 0.75, 0.75, 0.8))
         self._local_heads = self._make_points(size=7.0, color=(0.8, 0.8, 0.8, 1))
+        for item in (self._minima_pins, self._minima_heads, self._local_pins, self._local_heads):
+            self._gl.add_static(item)
         self._minima_xyz = np.empty((0, 3))
         self._local_xyz = np.empty((0, 3))
 
         self._colors: list[str] = []
-        self._balls: list[gl.GLMeshItem] = []
-        self._trails: list[gl.GLLinePlotItem] = []
+        self._rgba = np.empty((0, 4))
+        self._thinners: list[TrailThinner] = []
         self._crosses = self._make_lines(width=3.0, color=(1, 1, 1, 1))
         self._sphere = _unit_sphere()
+        self._sphere_verts = np.asarray(self._sphere.vertexes(), dtype=np.float32)
+        self._sphere_faces = np.asarray(self._sphere.faces(), dtype=np.uint32)
+        # All trails in two line items (healthy and faded) and all balls in one mesh: every GL
+        # item costs a few dozen GL calls a frame, each a trip out of Python, and while the
+        # simulation thread holds the GIL every trip can wait for it.
+        self._trail_lines = self._make_lines(width=2.5, color=(1, 1, 1, 1))
+        self._faded_lines = self._make_lines(width=1.5, color=(1, 1, 1, 0.45))
+        self._ball_mesh = gl.GLMeshItem(
+            meshdata=self._sphere, smooth=True, shader=_BALL_SHADER, glOptions=_BALL_GL
+        )
+        self._ball_mesh.hide()
+        self._gl.addItem(self._ball_mesh)
+        self._ball_key: bytes | None = None
         self._arrows = {
             kind: self._make_lines(width=2.5, color=_rgba(OVERLAY_COLORS[kind]))
             for kind in OVERLAY_KINDS
@@ -404,6 +523,9 @@ class Surface3DView(QWidget):
         sy = (y - self._center[1]) * self._xy_factor
         sz = (h - self._scale.hmin) * self._z_factor
         self._scene_z = sz
+        for thinner in self._thinners:  # the scene mapping changed
+            thinner.clear()
+        self._ball_key = None
         nx, ny = sz.shape
         verts = np.empty((nx, ny, 3), dtype=np.float32)
         verts[..., 0] = sx[:, None]
@@ -428,6 +550,7 @@ class Surface3DView(QWidget):
             )
             self._surface.setDepthValue(-10)
             self._gl.addItem(self._surface)
+            self._gl.add_static(self._surface)
         else:
             self._surface.setMeshData(meshdata=mesh)
 
@@ -593,23 +716,12 @@ class Surface3DView(QWidget):
     def set_runs(self, colors: Sequence[str]) -> None:
         """One ball and one trail per run, in these '#rrggbb' colours (replaces the old runs)."""
         rgba = [_rgba(c) for c in colors]
-        for item in self._balls + self._trails:
-            self._gl.removeItem(item)
         self._colors = list(colors)
-        self._balls, self._trails = [], []
-        for c in rgba:
-            ball = gl.GLMeshItem(
-                meshdata=self._sphere, smooth=True, shader=_BALL_SHADER, color=c, glOptions=_BALL_GL
-            )
-            ball.hide()
-            trail = gl.GLLinePlotItem(mode="lines", color=c, width=2.5, antialias=False)
-            trail.setGLOptions(_LINE_GL)
-            trail.hide()
-            self._gl.addItem(trail)
-            self._gl.addItem(ball)
-            self._balls.append(ball)
-            self._trails.append(trail)
-        self._crosses.hide()
+        self._rgba = np.asarray(rgba, dtype=np.float32).reshape(-1, 4)
+        self._thinners = [TrailThinner(TRAIL_CELL, self._trail_scene) for _ in colors]
+        for item in (self._trail_lines, self._faded_lines, self._ball_mesh, self._crosses):
+            item.hide()
+        self._ball_key = None
         for item in self._arrows.values():
             item.hide()
         self._last_frame = None
@@ -633,7 +745,7 @@ class Surface3DView(QWidget):
         point. gradients / velocities / steps are (n, 2) vectors for the arrow overlays
         (drawn only while that overlay is on); the gradient arrow points downhill, along -g.
         """
-        n = len(self._balls)
+        n = len(self._colors)
         positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
         z = np.asarray(z, dtype=np.float64).reshape(-1)
         if len(positions) != n or len(z) != n or len(trails) != n:
@@ -652,40 +764,65 @@ class Surface3DView(QWidget):
         )
         if self._scene_z is None:
             return
-        lift = 0.006 * SCENE_HEIGHT
         crosses = []
         centres = np.full((n, 3), np.nan)
+        lines: dict[bool, list[tuple[np.ndarray, int]]] = {False: [], True: []}
         for i in range(n):
-            ball, trail = self._balls[i], self._trails[i]
             if not visible[i]:
-                ball.hide()
-                trail.hide()
                 continue
-            pts = last_finite_prefix(np.asarray(trails[i], dtype=np.float64).reshape(-1, 3))
-            if len(pts) > MAX_TRAIL_POINTS:
-                pts = pts[decimate_indices(len(pts), MAX_TRAIL_POINTS)]
-            scene = self.to_scene(pts[:, 0], pts[:, 1], pts[:, 2])
-            scene[:, 2] += lift
+            scene = self._thinners[i].update(np.asarray(trails[i]).reshape(-1, 3))
+            if len(scene) > MAX_TRAIL_POINTS:
+                scene = scene[decimate_indices(len(scene), MAX_TRAIL_POINTS)]
             inside = self._in_stage(scene)
-            segments = self._segments(scene, inside)
+            lines[bool(diverged[i])].append((self._segments(scene, inside), i))
             if diverged[i]:
-                ball.hide()
                 if inside.any():
                     crosses.append((scene[np.nonzero(inside)[0][-1]], _rgba(self._colors[i])))
-                self._set_lines(trail, segments, color=_rgba(self._colors[i], 0.45), width=1.5)
                 continue
-            self._set_lines(trail, segments, color=_rgba(self._colors[i]), width=2.5)
             centre = self._ball_centre(positions[i], z[i])
-            if centre is None:
-                ball.hide()
-                continue
-            centres[i] = centre
-            ball.resetTransform()
-            ball.translate(*centre)
-            ball.scale(BALL_RADIUS, BALL_RADIUS, BALL_RADIUS)
-            ball.show()
+            if centre is not None:
+                centres[i] = centre
+        self._set_trail_lines(self._trail_lines, lines[False], 1.0)
+        self._set_trail_lines(self._faded_lines, lines[True], 0.45)
+        self._draw_balls(centres)
         self._draw_crosses(crosses)
         self._draw_arrows(positions, centres, gradients, velocities, steps)
+
+    def _trail_scene(self, pts: np.ndarray) -> np.ndarray:
+        """Trail rows (x, y, loss) -> scene points, lifted a little off the surface."""
+        scene = self.to_scene(pts[:, 0], pts[:, 1], pts[:, 2])
+        scene[:, 2] += 0.006 * SCENE_HEIGHT
+        return scene
+
+    def _set_trail_lines(self, item, pieces: list[tuple[np.ndarray, int]], alpha: float) -> None:
+        pieces = [(seg, i) for seg, i in pieces if len(seg)]
+        if not pieces:
+            item.hide()
+            return
+        pos = np.concatenate([seg for seg, _ in pieces])
+        color = np.repeat(self._rgba[[i for _, i in pieces]], [len(seg) for seg, _ in pieces], 0)
+        color[:, 3] = alpha
+        item.setData(pos=pos, color=color)
+        item.show()
+
+    def _draw_balls(self, centres: np.ndarray) -> None:
+        """Every ball (rows of centres that are not NaN) as one lit mesh of spheres."""
+        shown = np.nonzero(np.isfinite(centres).all(axis=1))[0]
+        if len(shown) == 0:
+            self._ball_mesh.hide()
+            return
+        key = centres[shown].tobytes() + shown.tobytes() + self._rgba.tobytes()
+        if key != self._ball_key:
+            self._ball_key = key
+            unit, nv = self._sphere_verts, len(self._sphere_verts)
+            c = centres[shown].astype(np.float32)
+            verts = (c[:, None, :] + BALL_RADIUS * unit[None]).reshape(-1, 3)
+            normals = np.tile(unit, (len(shown), 1))
+            colors = np.repeat(self._rgba[shown], nv, axis=0)
+            offsets = (np.arange(len(shown), dtype=np.uint32) * nv)[:, None, None]
+            faces = (self._sphere_faces[None] + offsets).reshape(-1, 3)
+            self._ball_mesh.setMeshData(meshdata=_MeshWithNormals(verts, faces, normals, colors))
+        self._ball_mesh.show()
 
     def _in_stage(self, scene: np.ndarray) -> np.ndarray:
         """Which scene points lie on the stage: the box plus a 10 % margin, at sane heights.
