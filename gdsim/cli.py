@@ -3,6 +3,7 @@
     gdsim [SCENARIO]             open the desktop window (on SCENARIO, a file or a shipped name)
     gdsim run [SCENARIO] ...     run headless, print a summary, optionally write trajectories
     gdsim sweep SCENARIO ...     a grid of two hyperparameters of one run -> outcome map
+    gdsim render SCENARIO ...    run headless and write a figure or an animation
     gdsim list [WHAT]            surfaces, optimizers, schedules, scenarios
 
 Why the shape: bad input gets one clear line on stderr and exit status 2, never a traceback
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_COMMANDS = ("run", "sweep", "list")
+_COMMANDS = ("run", "sweep", "render", "list")
 _SWEEP_METRICS = ("final_loss", "steps_to_tol", "diverged")
 _LIST_WHAT = ("surfaces", "optimizers", "schedules", "scenarios")
 
@@ -52,6 +53,7 @@ def _top_parser() -> _Parser:
             "commands:\n"
             "  gdsim run [SCENARIO] ...   run headless and write trajectories (gdsim run --help)\n"
             "  gdsim sweep SCENARIO ...   map a run's outcome over two hyperparameters\n"
+            "  gdsim render SCENARIO ...  write a figure (png, svg, pdf) or animation (gif, mp4)\n"
             "  gdsim list [WHAT]          list surfaces, optimizers, schedules or scenarios\n"
             "\nSCENARIO is a .json file or the name of a shipped scenario (gdsim list scenarios)."
         ),
@@ -154,6 +156,49 @@ def _sweep_parser() -> _Parser:
     p.add_argument("--tol", metavar="T", help="tolerance of steps_to_tol (default 1e-6)")
     p.add_argument("--steps", type=_int_arg("--steps"), help="steps per cell (default: scenario's)")
     p.add_argument("--out", required=True, metavar="FILE", help="map.png|.svg|.pdf or cells.csv")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    return p
+
+
+_RENDER_VIEWS = ("grid", "contour", "3d", "loss")  # gdsim.export.figures.VIEWS, import-free
+
+
+def _render_parser() -> _Parser:
+    p = _Parser(
+        prog="gdsim render",
+        description=(
+            "Run a scenario without a window and draw it: a figure (.png, .svg, .pdf; vector "
+            "where the format allows) or an animation of the balls rolling (.gif, .mp4). "
+            "Needs no display."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gdsim render default --out race.png\n"
+            "  gdsim render rosenbrock-adam-family --view contour --size 1600x1200 --out f.pdf\n"
+            "  gdsim render ravine-momentum --view 3d --theme dark --title '' --out ravine.svg\n"
+            "  gdsim render default --out race.gif --fps 20 --duration 5\n"
+            "  gdsim render lr-too-high --view grid --size 1920x640 --out lr.mp4\n"
+            "\nThe file type comes from the extension. --fps and --duration are for .gif/.mp4:\n"
+            "fps x duration frames sample the whole run evenly. A progress bar is shown on a\n"
+            "terminal (or with --progress); Ctrl+C stops and leaves no partial file.\n"
+            "Exit status: 0 when the file was written, 2 for bad input or an unwritable file."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", help="a .json file or a shipped scenario name")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.png|.svg|.pdf|.gif|.mp4")
+    p.add_argument("--view", choices=_RENDER_VIEWS, default="grid", help="what to draw (grid)")
+    p.add_argument("--size", metavar="WxH", help="size in pixels (default depends on the view)")
+    p.add_argument("--dpi", metavar="N", help="dots per inch: sets text size (default: fits size)")
+    p.add_argument("--theme", choices=("light", "dark"), default="light", help="colours (light)")
+    p.add_argument("--title", help="figure title (default: the scenario's; '' for none)")
+    p.add_argument("--steps", type=_int_arg("--steps"), help="steps (default: the scenario's)")
+    p.add_argument("--seed", type=_int_arg("--seed"), help="random seed (default: the scenario's)")
+    p.add_argument("--fps", metavar="N", help="animation frames per second (default 25)")
+    p.add_argument("--duration", metavar="S", help="animation length in seconds (default 4)")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     return p
 
@@ -559,6 +604,142 @@ def _cmd_sweep(argv: list[str]) -> int:
     return 0
 
 
+class _ProgressBar:
+    """``[#######.......]  40/100 frames  3.1 s`` on one stderr line, redrawn at most 10 Hz."""
+
+    def __init__(self, stream: Any, what: str) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.stream, self.what = stream, what
+        self.start = self._clock()
+        self.last = -1.0
+        self.open = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        width = 30
+        fill = width * done // max(total, 1)
+        bar = "#" * fill + "." * (width - fill)
+        digits = len(str(total))
+        self.stream.write(
+            f"\r{self.what} [{bar}] {done:>{digits}}/{total} frames  {now - self.start:.1f} s"
+        )
+        self.open = done < total
+        if not self.open:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line (after an interruption), so the next message starts clean."""
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
+def _render_number(flag: str, text: str | None, low: float, high: float, integer: bool) -> Any:
+    if text is None:
+        return None
+    value = parse_value(text)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        what = "an integer" if integer else "a number"
+        raise UsageError(
+            f"gdsim render: {flag}: must be {what} from {low:g} to {high:g}, got {text!r}"
+        )
+    return value
+
+
+def _cmd_render(argv: list[str]) -> int:
+    args = _render_parser().parse_args(argv)
+    # Never a GUI backend, never Qt: this must work on a server with no display.
+    os.environ["MPLBACKEND"] = "Agg"
+    from gdsim.export import figures
+
+    # Everything that can be wrong with the request is found before the (long) work starts.
+    try:
+        fmt = figures.format_for(args.out)
+    except ValueError as e:
+        raise UsageError(f"gdsim render: --out: {e}") from None
+    animated = fmt in figures.ANIMATION_FORMATS
+    if not animated:
+        for flag in ("fps", "duration"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"gdsim render: --{flag} is for .gif and .mp4, not .{fmt}")
+    size = figures.default_size(args.view, animated)
+    if args.size is not None:
+        try:
+            size = figures.parse_size(args.size)
+        except ValueError as e:
+            raise UsageError(f"gdsim render: --size: {e}") from None
+    dpi = _render_number("--dpi", args.dpi, 10, 2400, integer=False)
+    fps = _render_number("--fps", args.fps, 1, 60, integer=True) or 25
+    duration = _render_number("--duration", args.duration, 0.01, 3600, integer=False) or 4.0
+    if animated:
+        try:
+            figures.check_animation(fmt, size, round(fps * duration))
+        except ValueError as e:
+            raise UsageError(f"gdsim render: {e}") from None
+    _check_writable(args.out)
+
+    scenario = _load(args.scenario)
+    from gdsim.scenario import MAX_STEPS
+
+    if args.steps is not None:
+        if args.steps > MAX_STEPS:
+            raise UsageError(f"gdsim render: --steps: must be <= {MAX_STEPS}, got {args.steps}")
+        scenario.steps = args.steps
+    if args.seed is not None:
+        scenario.seed = args.seed
+    sim = scenario.to_simulation()
+    sim.step(scenario.steps)
+
+    options = {"view": args.view, "size": size, "dpi": dpi, "theme": args.theme}
+    bar = None
+    if animated and (args.progress or sys.stderr.isatty()):
+        bar = _ProgressBar(sys.stderr, f"rendering {os.path.basename(args.out)}")
+    try:
+        if animated:
+            frames = figures.write_animation(
+                args.out, sim, scenario, title=args.title, fps=fps, duration=duration,
+                progress=bar, fmt=fmt, **options,
+            )  # fmt: skip
+            what = f"{fmt}, {size[0]}x{size[1]}, {args.view}, {frames} frames at {fps} fps"
+        else:
+            figures.write_figure(args.out, sim, scenario, title=args.title, fmt=fmt, **options)
+            what = f"{fmt}, {size[0]}x{size[1]}, {args.view}"
+    except OSError as e:
+        raise UsageError(f"gdsim render: cannot write {args.out!r}: {e.strerror or e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(f"wrote {args.out} ({what})")
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    """A folder that is missing, not a folder, or refuses a new file: said now, not after the
+    rendering (a probe file is created and removed)."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"gdsim render: --out: {folder!r} {what}")
+    if os.path.isdir(path):
+        raise UsageError(f"gdsim render: --out: {path!r} is a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".gdsim-probe-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"gdsim render: cannot write {path!r}: {e.strerror or e}") from None
+
+
 def _cmd_list(argv: list[str]) -> int:
     args = _list_parser().parse_args(argv)
     sections = [args.what] if args.what else list(_LIST_WHAT)
@@ -603,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(argv[1:])
         if argv and argv[0] == "sweep":
             return _cmd_sweep(argv[1:])
+        if argv and argv[0] == "render":
+            return _cmd_render(argv[1:])
         if argv and argv[0] == "list":
             return _cmd_list(argv[1:])
         return _cmd_window(_top_parser().parse_args(argv))

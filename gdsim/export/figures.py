@@ -108,7 +108,15 @@ MAX_GIF_PIXELS = 1_000_000_000
 
 # Design size in inches per view: the automatic dpi scales text to the picture, so a 4K image
 # has the same proportions as a small one (larger, not more crowded).
-_DESIGN_INCHES = {"contour": (6.4, 5.0), "3d": (6.4, 5.0), "loss": (6.4, 4.0), "grid": (15.0, 5.0)}
+_DESIGN_INCHES = {
+    "contour": (6.4, 5.0),
+    "3d": (6.4, 5.0),
+    "loss": (6.4, 4.0),
+    "grid": (15.0, 5.0),
+    "grid-2x2": (10.0, 7.5),  # a tall grid: contour and 3-D above, the loss across below
+}
+#: A grid taller than this (height / width) stacks the loss plot under the two maps.
+_GRID_STACK_RATIO = 0.45
 _DEFAULT_SIZE = {
     "contour": (1200, 960),
     "3d": (1200, 960),
@@ -511,7 +519,9 @@ class _ContourPanel(_Panel):
             )  # fmt: skip
             cb_label = "f(x, y)"
         if colorbar:
-            cb = ax.figure.colorbar(filled, ax=ax, shrink=0.92, pad=0.02, aspect=30)
+            # an inset follows the axes' aspect-fixed box, so the bar is as tall as the map
+            cax = ax.inset_axes((1.035, 0.0, 0.045, 1.0))
+            cb = ax.figure.colorbar(filled, cax=cax)
             if hgt.log:
                 cb.locator = ticker.LogLocator(numticks=8)
                 cb.formatter = ticker.LogFormatterSciNotation()
@@ -691,7 +701,9 @@ def _densify(steps: np.ndarray, p: np.ndarray, occ: _Occlusion) -> tuple[np.ndar
 
 
 class _SurfacePanel(_Panel):
-    def __init__(self, ax: Any, scene: _Scene, theme: str, animated: bool) -> None:
+    def __init__(
+        self, ax: Any, scene: _Scene, theme: str, animated: bool, zlabel: bool = True
+    ) -> None:
         from matplotlib import colors, ticker
 
         self.ax, self.scene, self.theme = ax, scene, theme
@@ -725,7 +737,8 @@ class _SurfacePanel(_Panel):
         ax.set_proj_type("ortho")
         ax.set_xlabel("$x$", labelpad=-2)
         ax.set_ylabel("$y$", labelpad=-2)
-        ax.set_zlabel(hgt.label(), labelpad=0)
+        if zlabel:  # in a grid, the panel title says it: a 3-D z label collides with neighbours
+            ax.set_zlabel(hgt.label(), labelpad=0)
         if hgt.log:
             ax.zaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
         for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
@@ -900,8 +913,9 @@ class _Plot:
         from matplotlib.lines import Line2D
 
         w, h = size
+        stacked = view == "grid" and h / w > _GRID_STACK_RATIO
         if dpi is None:
-            dw, dh = _DESIGN_INCHES[view]
+            dw, dh = _DESIGN_INCHES["grid-2x2" if stacked else view]
             dpi = min(w / dw, h / dh)
         self.dpi = float(dpi)
         # a hair over the size: Agg truncates the float size, and w/dpi*dpi may be 1e-13 short
@@ -921,14 +935,20 @@ class _Plot:
             ax = fig.add_subplot()
             self.panels.append(_LossPanel(ax, scene, theme, animated, legend=many))
         else:
-            a1 = fig.add_subplot(1, 3, 1)
-            a2 = fig.add_subplot(1, 3, 2, projection="3d", computed_zorder=False)
-            a3 = fig.add_subplot(1, 3, 3)
+            if stacked:
+                gs = fig.add_gridspec(2, 2, height_ratios=(1.55, 1.0))
+                a1 = fig.add_subplot(gs[0, 0])
+                a2 = fig.add_subplot(gs[0, 1], projection="3d", computed_zorder=False)
+                a3 = fig.add_subplot(gs[1, :])
+            else:
+                a1 = fig.add_subplot(1, 3, 1)
+                a2 = fig.add_subplot(1, 3, 2, projection="3d", computed_zorder=False)
+                a3 = fig.add_subplot(1, 3, 3)
             self.panels.append(_ContourPanel(a1, scene, theme, True, animated))
-            self.panels.append(_SurfacePanel(a2, scene, theme, animated))
+            self.panels.append(_SurfacePanel(a2, scene, theme, animated, zlabel=False))
             self.panels.append(_LossPanel(a3, scene, theme, animated, legend=False))
             a1.set_title("contours", loc="left")
-            a2.set_title("surface", loc="left")
+            a2.set_title(f"surface, height {scene.height.label()}", loc="left")
             a3.set_title("loss", loc="left")
         if view != "loss" and many:
             handles = [
