@@ -424,11 +424,13 @@ def _scene(sim: Simulation, scenario: Scenario | None, title: str | None, n: int
         xy, loss = np.asarray(h.positions), np.asarray(h.losses)
         steps = np.arange(h.first, h.first + len(loss), dtype=float)
         # a diverging run is drawn until it is far outside the box (its numbers may reach 1e100)
+        # the loss plot keeps every step (its axis clips); the maps stop once far outside
+        by_step = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 6000)).astype(int))
+        loss_steps, loss_values = steps[by_step], loss[by_step]
         out = np.flatnonzero(((xy < far[0]) | (xy > far[1])).any(axis=1))
         end = int(out[0]) + 1 if len(out) else len(loss)
         xy, loss, steps = xy[:end], loss[:end], steps[:end]
         keep = _thin(steps, xy, diag)
-        by_step = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 6000)).astype(int))
         trails.append(
             _Trail(
                 run_label(spec),
@@ -436,8 +438,8 @@ def _scene(sim: Simulation, scenario: Scenario | None, title: str | None, n: int
                 steps[keep],
                 xy[keep],
                 loss[keep],
-                steps[by_step],
-                loss[by_step],
+                loss_steps,
+                loss_values,
                 int(h.first + len(h.losses) - 1),
                 sim.status(i),
                 sim.stopped_at(i),
@@ -868,7 +870,7 @@ class _LossPanel(_Panel):
             )
             (end,) = ax.plot(
                 tr.loss_steps[-1:], y[-1:], ls="none", color=tr.color, markeredgecolor=_HALO[theme],
-                markeredgewidth=0.8, animated=animated, **_end_style(tr, math.inf),
+                markeredgewidth=0.8, animated=animated, clip_on=False, **_end_style(tr, math.inf),
             )  # fmt: skip
             self.lines.append(line)
             self.ends.append(end)
@@ -878,13 +880,15 @@ class _LossPanel(_Panel):
                                      alpha=0.6, animated=True)  # fmt: skip
         if legend:
             ax.legend(loc="best")
+        self.update(math.inf)
 
     def update(self, t: float) -> list[Any]:
         for tr, y, line, end in zip(self.scene.trails, self.ys, self.lines, self.ends, strict=True):
             yy = _prefix(tr.loss_steps, y, t)
             ss = _prefix(tr.loss_steps, tr.loss_steps, t)
             line.set_data(ss, yy)
-            end.set_data(ss[-1:], yy[-1:])
+            top = self.ax.get_ylim()[1]  # a diverged run's end sits on the top edge, not off it
+            end.set_data(ss[-1:], np.minimum(yy[-1:], top))
             style = _end_style(tr, t)
             end.set_marker(style["marker"])
             end.set_markersize(style["markersize"])
