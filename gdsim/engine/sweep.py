@@ -19,6 +19,8 @@ Noise: every cell sees the *same* noise stream, the one Simulation draws for run
 their hyperparameters, not by their luck, and make a cell reproduce that run exactly.
 
 Schedules scale each cell's own base learning rate, as they would for a run with that lr.
+A sweep has no stop rules: every cell takes all its steps unless it diverges, and
+``steps_to_tol`` is how convergence is measured (a scenario's ``stop`` rules are not applied).
 
 Axes are written ``name=low:high:count`` (linear) or ``name=low:high:log:count`` (geometric).
 The names are the optimizer's numeric hyperparameters (torch's names), and ``beta1``/``beta2``
