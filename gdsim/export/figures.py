@@ -74,6 +74,7 @@ __all__ = [
     "run_label",
     "write_animation",
     "write_figure",
+    "write_frames",
 ]
 
 #: Colours given to runs without their own, in turn (colour-blind-safe, distinct on light and
@@ -1122,6 +1123,43 @@ def write_animation(
         else:
             _write_mp4(path, frames(), fps)
     return count
+
+
+def write_frames(
+    path: str | os.PathLike[str],
+    frames: Sequence[np.ndarray],
+    fps: int,
+    *,
+    colors: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write ready-made RGB frames (h, w, 3) uint8 as a GIF or MP4, atomically.
+
+    For a recording of what the window showed. ``colors`` get palette entries of their own in
+    a GIF (the runs' colours). ``progress(done, total)`` is called after each frame; an
+    exception it raises stops the work and leaves no file. Returns the frames written.
+    """
+    fmt = format_for(path)
+    if fmt not in ANIMATION_FORMATS:
+        raise ValueError(f"{fmt} is not an animation format; use .gif or .mp4")
+    if not frames:
+        raise ValueError("no frames to write")
+    if not (isinstance(fps, int) and 1 <= fps <= 60):
+        raise ValueError(f"fps must be an integer from 1 to 60, got {fps!r}")
+    h, w = frames[0].shape[:2]
+    check_animation(fmt, (w, h), len(frames))
+
+    def counted() -> Iterator[np.ndarray]:
+        for k, frame in enumerate(frames):
+            yield np.ascontiguousarray(frame[:h, :w, :3], dtype=np.uint8)
+            if progress is not None:
+                progress(k + 1, len(frames))
+
+    if fmt == "gif":
+        _write_gif(path, counted(), fps, list(colors))
+    else:
+        _write_mp4(path, counted(), fps)
+    return len(frames)
 
 
 def _write_gif(

@@ -20,6 +20,7 @@ import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -41,11 +42,13 @@ from PySide6.QtWidgets import (
 from gdsim import __version__
 from gdsim.engine import optimizers
 from gdsim.engine.simulation import RunSpec, Status, StopRules
+from gdsim.export import figures
 from gdsim.export.atomic import atomic_write
 from gdsim.export.data import format_for, write_trajectories
 from gdsim.resources import resource
 from gdsim.scenario import Scenario, ScenarioError
 from gdsim.ui.document import Document
+from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, with_progress
 from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
@@ -219,6 +222,9 @@ class MainWindow(QMainWindow):
         self._fps_t0 = time.perf_counter()
         self._fps = 0.0
         self._slow_t = 0.0
+        self._snapshot_token = 0
+        self._pending: dict[int, object] = {}
+        self._recorder: Recorder | None = None
         self._display = {"resolution": 160, "cmap": "viridis", "log": False}
         self._surface_cache: tuple | None = None
 
@@ -259,7 +265,7 @@ class MainWindow(QMainWindow):
         # Worker
         self.worker = SimulationWorker()
         self.worker.packetReady.connect(self._on_packet)
-        self.worker.snapshotReady.connect(self._write_trajectories)
+        self.worker.snapshotReady.connect(self._on_snapshot)
         self.worker.failed.connect(lambda m: self.statusBar().showMessage(f"Engine: {m}", 8000))
         self.worker.start()
 
@@ -356,6 +362,19 @@ class MainWindow(QMainWindow):
         self.act_export_contour = a(
             "Export contour image…", lambda: self.export_image("contour"), "Ctrl+Shift+E"
         )
+        self.act_export_figure = a(
+            "Export figure or animation…",
+            lambda: self.export_figure(),
+            "Ctrl+Shift+F",
+            "PNG/SVG/PDF or GIF/MP4 drawn as `gdsim render` draws it",
+        )
+        self.act_record = a(
+            "Record 3-D view…",
+            lambda checked: self.toggle_recording(checked),
+            "Ctrl+Shift+R",
+            "Record what the 3-D view shows to GIF/MP4; choose again to stop and save",
+            checkable=True,
+        )
         self.act_export_csv = a(
             "Export trajectories (CSV/JSON)…", lambda: self.export_trajectories()
         )
@@ -435,7 +454,15 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addActions([self.act_save, self.act_save_as])
         file_menu.addSeparator()
-        file_menu.addActions([self.act_export_3d, self.act_export_contour, self.act_export_csv])
+        file_menu.addActions(
+            [
+                self.act_export_3d,
+                self.act_export_contour,
+                self.act_export_figure,
+                self.act_record,
+                self.act_export_csv,
+            ]
+        )
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
         edit = bar.addMenu("&Edit")
@@ -899,6 +926,11 @@ class MainWindow(QMainWindow):
             else ""
         )
         self._drawn_packet = packet
+        if self._recorder is not None:
+            self._recorder.capture()
+            if self._recorder.full:
+                self.statusBar().showMessage("Recording reached its length limit", 5000)
+                self.toggle_recording(False)
         self.redrawn.emit()
 
     def _selected_index(self) -> int | None:
@@ -975,7 +1007,128 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             QMessageBox.warning(self, "Export failed", f"{path}:\n{exc}")
             return
-        self.worker.post("snapshot", path)
+        self._with_snapshot(lambda sim: self._write_trajectories(path, sim))
+
+    def _with_snapshot(self, use) -> None:
+        """Ask the worker for a copy of the simulation; `use(sim)` runs when it arrives."""
+        self._snapshot_token += 1
+        self._pending[self._snapshot_token] = use
+        self.worker.post("snapshot", self._snapshot_token)
+
+    def _on_snapshot(self, token: int, sim) -> None:
+        use = self._pending.pop(token, None)
+        if use is not None:
+            use(sim)
+
+    def export_figure(self, path: Path | None = None, options: dict | None = None) -> None:
+        """PNG/SVG/PDF or GIF/MP4 through the code `gdsim render` uses, from this simulation."""
+        if path is None:
+            suggested = Path.home() / "gdsim-figure.png"
+            filters = "Figures (*.png *.svg *.pdf);;Animations (*.gif *.mp4)"
+            path = self._ask_save_path("Export figure", suggested, filters, None)
+            if path is None:
+                return
+        try:
+            fmt = figures.format_for(path)
+        except ValueError as exc:
+            QMessageBox.warning(self, "Export failed", f"{path}:\n{exc}")
+            return
+        animated = fmt in figures.ANIMATION_FORMATS
+        if options is None:
+            dialog = FigureDialog(animated, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            options = dialog.options()
+        self._with_snapshot(lambda sim: self._write_figure(path, sim, fmt, options))
+
+    def _write_figure(self, path: Path, sim, fmt: str, options: dict) -> None:
+        scenario = self.doc.to_scenario()
+        common = {
+            "view": options["view"],
+            "size": tuple(options["size"]),
+            "theme": options["theme"],
+        }
+        try:
+            if fmt in figures.ANIMATION_FORMATS:
+                with_progress(
+                    self,
+                    f"Rendering {path.name}…",
+                    lambda progress: figures.write_animation(
+                        path,
+                        sim,
+                        scenario,
+                        fps=int(options["fps"]),
+                        duration=float(options["duration"]),
+                        progress=progress,
+                        **common,
+                    ),
+                )
+            else:
+                QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+                try:
+                    figures.write_figure(path, sim, scenario, **common)
+                finally:
+                    QApplication.restoreOverrideCursor()
+        except Cancelled:
+            self.statusBar().showMessage(f"Export of {path.name} cancelled; nothing written", 5000)
+            self.exportFinished.emit(str(path), False)
+            return
+        except (OSError, ValueError) as exc:
+            message = getattr(exc, "strerror", None) or str(exc)
+            QMessageBox.warning(self, "Export failed", f"Cannot write {path}:\n{message}")
+            self.exportFinished.emit(str(path), False)
+            return
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.exportFinished.emit(str(path), True)
+
+    def toggle_recording(self, on: bool, path: Path | None = None) -> None:
+        """Record the 3-D view as shown; stopping writes the GIF/MP4 (progress, cancel)."""
+        if on:
+            if path is None:
+                suggested = Path.home() / "gdsim-recording.mp4"
+                filters = "MP4 video (*.mp4);;GIF animation (*.gif)"
+                path = self._ask_save_path("Record the 3-D view to", suggested, filters, None)
+            try:
+                if path is None or figures.format_for(path) not in figures.ANIMATION_FORMATS:
+                    raise ValueError("choose a .gif or .mp4 file")
+            except ValueError as exc:
+                if path is not None:
+                    QMessageBox.warning(self, "Cannot record", f"{path}:\n{exc}")
+                self.act_record.setChecked(False)
+                return
+            self._recorder = Recorder(path, self.view3d.gl_widget.grabFramebuffer)
+            self.act_record.setChecked(True)
+            self.statusBar().showMessage(f"Recording the 3-D view to {path.name}…", 3000)
+            return
+        recorder, self._recorder = self._recorder, None
+        self.act_record.setChecked(False)
+        if recorder is None or not recorder.frames:
+            self.statusBar().showMessage("Recording stopped: nothing was recorded", 5000)
+            return
+        colors = [r.color or "#888888" for r in self.doc.runs]
+        try:
+            with_progress(
+                self,
+                f"Writing {recorder.path.name}…",
+                lambda progress: figures.write_frames(
+                    recorder.path, recorder.frames, RECORD_FPS, colors=colors, progress=progress
+                ),
+            )
+        except Cancelled:
+            self.statusBar().showMessage("Recording discarded; nothing written", 5000)
+            self.exportFinished.emit(str(recorder.path), False)
+            return
+        except (OSError, ValueError) as exc:
+            message = getattr(exc, "strerror", None) or str(exc)
+            QMessageBox.warning(
+                self, "Recording failed", f"Cannot write {recorder.path}:\n{message}"
+            )
+            self.exportFinished.emit(str(recorder.path), False)
+            return
+        self.statusBar().showMessage(
+            f"Saved {len(recorder.frames)} frames to {recorder.path}", 5000
+        )
+        self.exportFinished.emit(str(recorder.path), True)
 
     def _write_trajectories(self, path: Path, sim) -> None:
         try:

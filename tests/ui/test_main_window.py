@@ -479,3 +479,67 @@ def test_raising_the_step_budget_lets_the_balls_roll_on(make_window, qtbot, tmp_
     # Thirty more steps of x <- 0.98 x from where it stood: no reset on the way.
     assert window.packet.frame.positions[0, 0] == pytest.approx(x30 * 0.98**30, rel=1e-12)
     assert len(window.trails.get(window.doc.ids[0])) == 61
+
+
+def test_export_figure_is_the_same_picture_as_gdsim_render(make_window, qtbot, tmp_path):
+    from gdsim.cli import main as cli_main
+
+    path = write_scenario(
+        tmp_path, {"name": "bowl"}, [sgd("GD", 0.1, (1.0, 1.0), color="#e6194b")], steps=20
+    )
+    window = make_window(path)
+    play_until(qtbot, window, lambda f: f.step[0] == 20 and not window.packet.playing)
+    out = tmp_path / "window.svg"
+    options = {"view": "contour", "theme": "light", "size": (640, 480), "fps": 25, "duration": 1}
+    with qtbot.waitSignal(window.exportFinished, timeout=20000) as blocker:
+        window.export_figure(out, options)
+    assert blocker.args == [str(out), True]
+    cli_out = tmp_path / "cli.svg"
+    argv = ["render", str(path), "--out", str(cli_out), "--view", "contour", "--size", "640x480"]
+    assert cli_main([*argv, "-q"]) == 0
+    assert out.read_bytes() == cli_out.read_bytes()
+
+
+def test_recording_the_3d_view_writes_a_gif_of_what_was_shown(make_window, qtbot, tmp_path):
+    from PIL import Image
+
+    path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.02, (1.5, 0.0))], steps=400)
+    window = make_window(path)
+    out = tmp_path / "rec.gif"
+    window.toggle_recording(True, out)
+    assert window.act_record.isChecked()
+    play_until(qtbot, window, lambda f: f.step[0] >= 200)
+    qtbot.waitUntil(lambda: len(window._recorder.frames) >= 5, timeout=20000)
+    with qtbot.waitSignal(window.exportFinished, timeout=30000) as blocker:
+        window.toggle_recording(False)
+    assert blocker.args == [str(out), True]
+    assert not window.act_record.isChecked()
+    with Image.open(out) as gif:
+        assert gif.n_frames >= 2
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB"), dtype=int)
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"), dtype=int)
+    assert np.abs(first - last).sum() > 0  # the ball moved between the first and last frame
+
+
+def test_cancelling_an_animation_export_leaves_no_file(make_window, qtbot, tmp_path, monkeypatch):
+    from gdsim.ui import exporting
+
+    path = write_scenario(tmp_path, {"name": "bowl"}, [sgd("GD", 0.1, (1.0, 1.0))], steps=20)
+    window = make_window(path)
+
+    def cancel_at_once(parent, title, work):
+        def progress(done, total):
+            raise exporting.Cancelled
+
+        return work(progress)
+
+    monkeypatch.setattr("gdsim.ui.main_window.with_progress", cancel_at_once)
+    out = tmp_path / "anim.gif"
+    options = {"view": "contour", "theme": "light", "size": (320, 240), "fps": 5, "duration": 2}
+    with qtbot.waitSignal(window.exportFinished, timeout=20000) as blocker:
+        window.export_figure(out, options)
+    assert blocker.args == [str(out), False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
+    assert "cancelled" in window.statusBar().currentMessage()
