@@ -65,6 +65,53 @@ class _StartMarker(pg.TargetItem):
         super().mouseClickEvent(ev)
 
 
+class _SplitTrail:
+    """A trail drawn as two curves: an older part kept as a cached picture, and the recent part.
+
+    An antialiased 2-px trail of a few thousand points costs milliseconds to stroke, and a
+    playing run adds points every frame. The older part is drawn once into a cached pixmap
+    (Qt redraws it only when it changes or the view moves); only the recent part is stroked
+    every frame, and it is folded into the older part once it has grown past an eighth of it.
+    """
+
+    def __init__(self, pen) -> None:
+        self.old = pg.PlotCurveItem(pen=pen, connect="finite", antialias=True)
+        self.old.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.new = pg.PlotCurveItem(pen=pen, connect="finite", antialias=True)
+        self.items = (self.old, self.new)
+        for item in self.items:
+            item.setZValue(10)
+            item.hide()
+        self._frozen = np.empty((0, 2))
+        self._pen = pen
+
+    def hide(self) -> None:
+        for item in self.items:
+            item.hide()
+
+    def set(self, shown: np.ndarray, pen) -> None:
+        """Draw the points (m, 2) (NaN rows are gaps) with this pen."""
+        if len(shown) < 2:
+            self.hide()
+            return
+        if pen != self._pen:
+            self._pen = pen
+            for item in self.items:
+                item.setPen(pen)
+        k = len(self._frozen)
+        valid = 2 <= k < len(shown) and np.array_equal(shown[:k], self._frozen, equal_nan=True)
+        if not valid or len(shown) - k > 64 + k // 8:
+            # The last point may still move (the thinner's newest row): keep it out.
+            k = len(shown) - 1 if len(shown) > 2 else 0
+            self._frozen = shown[:k].copy()
+            if k >= 2:
+                self.old.setData(self._frozen[:, 0], self._frozen[:, 1], connect="finite")
+        self.old.setVisible(k >= 2)
+        tail = shown[k - 1 :] if k >= 2 else shown
+        self.new.setData(tail[:, 0], tail[:, 1], connect="finite")
+        self.new.show()
+
+
 class Contour2DView(pg.PlotWidget):
     """Top view of the surface with runs, minima, draggable starts and arrow overlays."""
 
@@ -120,7 +167,7 @@ class Contour2DView(pg.PlotWidget):
             self.addItem(item, ignoreBounds=True)
 
         self._colors: list[str] = []
-        self._trails: list[pg.PlotCurveItem] = []
+        self._trails: list[_SplitTrail] = []
         self._thinners: list[TrailThinner] = []
         self._starts: list[_StartMarker] = []
         self._balls = pg.ScatterPlotItem(symbol="o", size=13)
@@ -234,15 +281,14 @@ class Contour2DView(pg.PlotWidget):
     def set_runs(self, colors: Sequence[str]) -> None:
         """One trail, ball and start marker per run, in these '#rrggbb' colours."""
         qcolors = [_color(c) for c in colors]
-        for item in self._trails + self._starts:
+        for item in [i for t in self._trails for i in t.items] + self._starts:
             self.removeItem(item)
         self._colors = list(colors)
         self._trails, self._starts = [], []
         for i, c in enumerate(qcolors):
-            trail = pg.PlotCurveItem(pen=pg.mkPen(c, width=2.2), connect="finite", antialias=True)
-            trail.setZValue(10)
-            trail.hide()
-            self.addItem(trail, ignoreBounds=True)
+            trail = _SplitTrail(pg.mkPen(c, width=2.2))
+            for item in trail.items:
+                self.addItem(item, ignoreBounds=True)
             start = _StartMarker(
                 pos=(0.0, 0.0),
                 size=13,
@@ -362,12 +408,7 @@ class Contour2DView(pg.PlotWidget):
                 )
             else:
                 pen = pg.mkPen(self._colors[i], width=width)
-            trail.setPen(pen)
-            if len(shown) >= 2:
-                trail.setData(shown[:, 0], shown[:, 1], connect="finite")
-                trail.show()
-            else:
-                trail.hide()
+            trail.set(shown, pen)
             if diverged[i]:
                 # The X goes where the run was last seen near the box, not far off-screen.
                 near = (np.abs(pts[:, 0] - 0.5 * (x0 + x1)) <= 0.55 * sx) & (

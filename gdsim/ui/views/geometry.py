@@ -336,3 +336,85 @@ class TrailThinner:
             self._kept = grown
         self._kept[self._m : self._m + len(add)] = add
         self._m += len(add)
+
+
+class MinMaxThinner:
+    """A growing series y[0..n) thinned to its lowest and highest point in each of at most
+    `bins` runs of a power-of-two length, updated from only the values added since last time.
+
+    The result is a subset of the points (x is their index), in index order, so a curve drawn
+    through it has the same extremes and the same envelope at every pixel as the whole series
+    (what pyqtgraph's "peak" downsampling draws), at a cost per frame that does not grow with
+    the series. While n <= bins the series is returned whole. The latest point always ends it.
+    A series that shrank or whose first or last known value changed starts over.
+    """
+
+    __slots__ = ("_amax", "_amin", "_bins", "_check", "_done", "_nb", "_stride")
+
+    def __init__(self, bins: int = 2048) -> None:
+        self._bins = int(bins)
+        self.clear()
+
+    def clear(self) -> None:
+        self._stride = 1
+        self._nb = 0  # full runs kept
+        self._done = 0  # values covered by full runs: nb * stride
+        self._amin = np.empty(self._bins + 1, dtype=np.int64)  # index of each run's lowest
+        self._amax = np.empty(self._bins + 1, dtype=np.int64)
+        self._check: tuple[float, int, float] | None = None
+
+    def update(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the thinned series for the whole series y (n,)."""
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        n = len(y)
+        if self._check is not None:
+            first, k, last = self._check
+            same = n >= k and _same(y[0], first) and _same(y[k - 1], last)
+            if not same:
+                self.clear()
+        if n:
+            self._check = (float(y[0]), n, float(y[n - 1]))
+        if n <= self._bins:
+            self.clear()
+            if n:
+                self._check = (float(y[0]), n, float(y[n - 1]))
+            return np.arange(n, dtype=np.float64), y
+        if self._stride == 1:
+            self._stride = 1 << int(np.ceil(np.log2(n / self._bins)))
+        s = self._stride
+        while True:
+            full = (n - self._done) // s
+            if full:
+                runs = y[self._done : self._done + full * s].reshape(full, s)
+                base = self._done + np.arange(full, dtype=np.int64) * s
+                take = min(full, self._bins + 1 - self._nb)
+                self._amin[self._nb : self._nb + take] = base[:take] + runs[:take].argmin(1)
+                self._amax[self._nb : self._nb + take] = base[:take] + runs[:take].argmax(1)
+                self._nb += take
+                self._done += take * s
+            if self._nb <= self._bins:
+                break
+            # Too many runs: merge neighbours (the odd one out is re-read next time round).
+            m = self._nb // 2
+            a, b = self._amin[0 : 2 * m : 2], self._amin[1 : 2 * m : 2]
+            self._amin[:m] = np.where(y[b] < y[a], b, a)
+            a, b = self._amax[0 : 2 * m : 2], self._amax[1 : 2 * m : 2]
+            self._amax[:m] = np.where(y[b] > y[a], b, a)
+            self._nb, s = m, 2 * s
+            self._stride = s
+            self._done = m * s
+        lo, hi = self._amin[: self._nb], self._amax[: self._nb]
+        idx = np.empty(2 * self._nb, dtype=np.int64)
+        idx[0::2] = np.minimum(lo, hi)
+        idx[1::2] = np.maximum(lo, hi)
+        rest = y[self._done :]
+        if len(rest):
+            t = self._done + np.array([rest.argmin(), rest.argmax()], dtype=np.int64)
+            idx = np.concatenate([idx, np.sort(t)])
+        if idx[-1] != n - 1:
+            idx = np.append(idx, n - 1)
+        return idx.astype(np.float64), y[idx]
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)

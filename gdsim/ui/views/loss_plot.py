@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from gdsim.ui.views import colormaps
+from gdsim.ui.views.geometry import MinMaxThinner
 
 #: How far below the smallest gap a shifted curve's floor sits, so its minimum is drawable.
 _FLOOR = 1e-3
@@ -35,9 +36,11 @@ class LossPlot(pg.PlotWidget):
         self.getAxis("left").enableAutoSIPrefix(False)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.showGrid(x=True, y=True, alpha=0.15)
-        # Long runs: draw only what is on screen, thinned to the pixels (peaks kept).
-        pi.setClipToView(True)
-        pi.setDownsampling(auto=True, mode="peak")
+        # Long runs are thinned here, incrementally, to each run of steps' lowest and highest
+        # loss (MinMaxThinner: what "peak" downsampling draws), so pyqtgraph's own clipping
+        # and downsampling, O(steps) on every update and every range change, stay off.
+        pi.setClipToView(False)
+        pi.setDownsampling(False)
         self._legend = pi.addLegend(
             offset=(-10, 10), labelTextColor="#dddddd", brush=(22, 24, 29, 200)
         )
@@ -52,6 +55,7 @@ class LossPlot(pg.PlotWidget):
         self._colors: list[str] = []
         self._curves: list[pg.PlotDataItem] = []
         self._crosses: list[pg.PlotDataItem] = []
+        self._thinners: list[MinMaxThinner] = []
         self._last: tuple | None = None
         self._shift: float | None = None
         pi.setLogMode(y=True)
@@ -67,6 +71,7 @@ class LossPlot(pg.PlotWidget):
         self._legend.clear()
         self._labels, self._colors = list(labels), list(colors)
         self._curves, self._crosses = [], []
+        self._thinners = [MinMaxThinner() for _ in labels]
         for label, color in zip(labels, colors, strict=True):
             c = QColor(color)
             if not c.isValid():
@@ -103,10 +108,15 @@ class LossPlot(pg.PlotWidget):
         self._last = (losses, visible, diverged)
         data = [np.asarray(loss, dtype=np.float64).reshape(-1) for loss in losses]
         data = [self._finite_prefix(d) if dv else d for d, dv in zip(data, diverged, strict=True)]
-        self._shift, floor = self._choose_shift(data, visible)
-        shown = [d if self._shift is None else d - self._shift + floor for d in data]
-        ceiling = self._ceiling(shown, visible, diverged)
-        for i, (y, curve, cross) in enumerate(zip(shown, self._curves, self._crosses, strict=True)):
+        thinned = [t.update(d) for t, d in zip(self._thinners, data, strict=True)]
+        # The thinned series keep every run's extremes, which is all the shift and the
+        # ceiling look at (the floor's smallest gap may come from fewer points).
+        self._shift, floor = self._choose_shift([y for _, y in thinned], visible)
+        shown = [(x, y if self._shift is None else y - self._shift + floor) for x, y in thinned]
+        ceiling = self._ceiling([y for _, y in shown], visible, diverged)
+        for i, ((x, y), curve, cross) in enumerate(
+            zip(shown, self._curves, self._crosses, strict=True)
+        ):
             if not visible[i] or len(y) == 0:
                 curve.hide()
                 cross.hide()
@@ -115,11 +125,11 @@ class LossPlot(pg.PlotWidget):
                 # Leave the chart at the ceiling: the healthy runs keep the whole height.
                 over = np.nonzero(y > ceiling)[0]
                 if over.size:
-                    y = np.append(y[: over[0]], ceiling)
-            curve.setData(np.arange(len(y), dtype=np.float64), y)
+                    x, y = x[: over[0] + 1], np.append(y[: over[0]], ceiling)
+            curve.setData(x, y)
             curve.show()
             if diverged[i]:
-                cross.setData([float(len(y) - 1)], [float(y[-1])])
+                cross.setData([float(x[-1])], [float(y[-1])])
                 cross.show()
             else:
                 cross.hide()

@@ -221,3 +221,40 @@ def test_log_levels_and_bad_grids(view):
         view.set_surface(np.r_[0.0, 1.0, 3.0], np.r_[0.0, 1.0, 2.0], np.zeros((3, 3)))
     with pytest.raises(ValueError, match="shape"):
         view.set_surface(x, y, z.T[:-1])
+
+
+def test_a_trail_grown_frame_by_frame_looks_like_the_whole_trail_drawn_at_once(qtbot):
+    """Trails are thinned and drawn as a cached older part plus a recent part while they grow:
+    the picture must match drawing the finished trail in one go (including a zigzag run,
+    whose points all land in different pixels)."""
+    rng = np.random.default_rng(3)
+    k = np.arange(6000)
+    zigzag = np.column_stack([1.8 * np.exp(-k / 3000), 0.6 * (-1.0) ** k * np.exp(-k / 4000)])
+    walk = np.clip(np.cumsum(rng.normal(0, 0.01, (6000, 2)), axis=0), -1.9, 1.9)
+    trails = [zigzag, walk]
+
+    def make():
+        v = Contour2DView()
+        qtbot.addWidget(v)
+        v.resize(500, 500)
+        v.show()
+        qtbot.waitExposed(v)
+        v.set_surface(*bowl())
+        v.set_runs([RED, BLUE])
+        v.set_contours_visible(False)
+        return v
+
+    def show(v, n):
+        pos = np.array([t[n - 1] for t in trails])
+        v.update_runs(pos, [t[:n] for t in trails], [True, True], [False, False])
+        QApplication.processEvents()
+
+    grown, whole = make(), make()
+    for n in range(2, 6001, 150):
+        show(grown, n)
+    show(grown, 6000)
+    show(whole, 6000)
+    a = rgb_array(grown.grab().toImage()).astype(int)
+    b = rgb_array(whole.grab().toImage()).astype(int)
+    assert (np.abs(a - b).max(axis=-1) > 40).mean() < 0.002
+    assert near_color(a.astype(np.uint8), RED).sum() > 200

@@ -148,3 +148,27 @@ def test_trail_thinner_stops_at_non_finite_rows_and_restarts_after_a_reset():
     moved = np.array([[5.0, 5.0], [1.0, 1.5], [2.0, 2.0]])
     assert np.array_equal(t.update(moved), moved)  # first row changed: another trail
     assert t.update(np.empty((0, 2))).shape == (0, 2)
+
+
+def test_min_max_thinner_keeps_every_extreme_from_only_the_new_values():
+    from gdsim.ui.views.geometry import MinMaxThinner
+
+    rng = np.random.default_rng(2)
+    y = np.exp(-np.arange(50_000) / 9000) + rng.normal(0, 0.01, 50_000)
+    t = MinMaxThinner(bins=512)
+    for n in [*range(1, 50_000, 1234), 50_000]:
+        x, v = t.update(y[:n])
+        assert x[-1] == n - 1 and np.all(np.diff(x) >= 0)
+        assert np.array_equal(v, y[x.astype(int)])  # a subset of the points
+        assert v.min() == y[:n].min() and v.max() == y[:n].max()
+        assert len(x) <= 2 * 512 + 3
+        # runs are at most 2 n / bins long, so no two kept points are 4 n / bins apart
+        w = 4 * n // 512 + 2
+        for a in range(0, n - w, max(w, n // 7)):
+            inside = (x >= a) & (x < a + w)
+            if n > 512:
+                assert v[inside].size  # no hole wider than a run
+    small = MinMaxThinner(bins=512).update(y[:300])
+    assert np.array_equal(small[1], y[:300])  # short series are drawn whole
+    _, v2 = t.update(y[:100] + 1.0)  # another series: starts over
+    assert np.array_equal(v2, y[:100] + 1.0)
