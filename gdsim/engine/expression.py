@@ -23,12 +23,18 @@ Unicode the way people paste it is accepted: ``−`` (minus), ``×`` ``·`` ``�
 
 Absurd input is refused before SymPy can be asked to compute it: text longer than
 `MAX_LENGTH`, nesting deeper than `MAX_DEPTH`, more than `MAX_NODES` operations, exponents above
-`MAX_EXPONENT` in size, and any constant part whose value would not fit a float (every constant
-sub-expression is shadow-evaluated in floating point while it is built, so ``9^9^9`` fails at
-the outer ``^`` instead of asking SymPy for a 369-million-digit integer).
+`MAX_EXPONENT` in size, and any constant part whose value would not fit a float or would
+underflow to 0 (every constant sub-expression is shadow-evaluated in floating point while it is
+built, so ``9^9^9`` fails at the outer ``^`` instead of asking SymPy for a 369-million-digit
+integer). Constant parts that are undefined (``log(0)``, ``tan(pi/2)``, ``(-8)^(1/3)``) are
+refused with the column of the culprit.
 
 Numbers are exact (``0.1`` is 1/10) so that derivatives stay tidy and ``x^2`` stays an integer
 power, which NumPy evaluates as a fast square.
+
+Derivatives are exact and symbolic, built node by node with `sympy.diff` (see `_Tape` for why
+not on the whole formula at once), and compiled with `sympy.lambdify`, so a gradient costs a
+handful of NumPy operations: for Rosenbrock ``t = y - x**2; [2*x - 400*t*x - 2, 200*t]``.
 """
 
 from __future__ import annotations
@@ -66,7 +72,9 @@ MAX_NODES = 400
 MAX_EXPONENT = 1000
 """Largest size of a constant exponent: x^1000 is fine, x^1001 is refused."""
 _MAX_LOG10 = 300
-"""Constants must stay below 10^300 in size (float64 ends near 1.8e308)."""
+"""Constants must stay between 10^-300 and 10^300 in size (float64 ends near 1.8e308)."""
+_EXACT = 2**53
+"""Integers up to here are exact float64 values; larger ones are compiled as floats."""
 
 
 class FormulaError(ValueError):
@@ -447,6 +455,9 @@ class _Parser:
                 raise FormulaError(f"{what or 'value'} is not a real number", t.column)
             if not math.isfinite(const) or abs(const) > 10**_MAX_LOG10:
                 raise FormulaError(f"{what or 'number'} is too large", t.column)
+            if (const == 0 and expr != 0) or 0 < abs(const) < 10.0**-_MAX_LOG10:
+                # e.g. 0.001^100: exactly 10^-300 but below what float64 holds well
+                raise FormulaError(f"{what or 'number'} is too small (write 0)", t.column)
         return _Value(expr, const)
 
 
@@ -709,7 +720,7 @@ class _Tape:
                 inline[symbol] = expr
             else:
                 code.append((symbol, expr))
-        outputs = [o.xreplace(inline) for o in outputs]
+        outputs = [_clean(o.xreplace(inline)) for o in outputs]
         return sp.lambdify(
             self.args, outputs, modules="numpy", cse=lambda _: (code, outputs), docstring_limit=0
         )
@@ -719,8 +730,8 @@ def _clean(expr: sp.Expr) -> sp.Expr:
     """Make a derivative printable as float64 NumPy code.
 
     DiracDelta (the second derivative of a kink such as |x| or max) becomes 0, its value almost
-    everywhere. Rationals with a huge numerator or denominator, which NumPy could not turn into
-    floats one at a time, become floats; a constant beyond float64 is a FormulaError.
+    everywhere. Rationals with a numerator or denominator beyond 2^53, which NumPy could not
+    take as float64 literals, become floats; a constant beyond float64 is a FormulaError.
     """
     if expr.has(sp.DiracDelta):
         expr = expr.replace(sp.DiracDelta, lambda *args: sp.S.Zero)
@@ -730,7 +741,8 @@ def _clean(expr: sp.Expr) -> sp.Expr:
         raise FormulaError("the derivatives of this formula are not real", None)
     big = {}
     for number in expr.atoms(sp.Rational):
-        if abs(number.p) > 10**_MAX_LOG10 or number.q > 10**_MAX_LOG10:
+        if abs(number.p) > _EXACT or number.q > _EXACT:
+            # Printed as an int literal, 12^20 would reach NumPy as an object, not a float.
             if _log10(number) > _MAX_LOG10:
                 raise FormulaError("a constant in the derivatives is too large", None)
             big[number] = sp.Float(number, 17)
