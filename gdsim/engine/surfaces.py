@@ -222,8 +222,10 @@ def _radial_kink(
         x, y = pts[..., 0], pts[..., 1]
         with np.errstate(all="ignore"):
             r = np.hypot(x, y)
-            scale = np.where(r > 0, shape_d1(r) / np.where(r > 0, r, 1.0), 0.0)
-            out = np.stack([scale * x, scale * y], axis=-1)
+            safe = np.where(r > 0, r, 1.0)
+            slope = np.where(r > 0, shape_d1(r), 0.0)
+            # slope * (x / r), not (slope / r) * x: x / r stays finite even for subnormal r.
+            out = np.stack([slope * (x / safe), slope * (y / safe)], axis=-1)
             if smooth is not None:
                 sx, sy, *_ = smooth(x, y)
                 out[..., 0] += sx
