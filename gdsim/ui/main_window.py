@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from gdsim import __version__
 from gdsim.engine import optimizers
+from gdsim.engine import sweep as sweeps
 from gdsim.engine.simulation import RunSpec, Status, StopRules
 from gdsim.export import figures
 from gdsim.export.atomic import atomic_write
@@ -52,6 +53,7 @@ from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, wi
 from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
+from gdsim.ui.panels.sweep import SweepPanel
 from gdsim.ui.trails import TrailStore
 from gdsim.ui.views.contour_2d import Contour2DView
 from gdsim.ui.views.loss_plot import LossPlot
@@ -245,12 +247,16 @@ class MainWindow(QMainWindow):
         self.runs_panel = RunsPanel()
         self.playback = PlaybackPanel()
         self.readouts = ReadoutTable()
+        self.sweep_panel = SweepPanel()
         self.docks: dict[str, QDockWidget] = {}
         self._add_dock("Surface", self.surface_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Playback", self.playback, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Runs", self.runs_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._add_dock("Loss", self.loss_plot, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_dock("Readouts", self.readouts, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock("Sweep", self.sweep_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Runs"], self.docks["Sweep"])
+        self.docks["Runs"].raise_()
         self.runs_panel.setMinimumWidth(330)
         self.surface_panel.setMinimumWidth(280)
 
@@ -297,6 +303,8 @@ class MainWindow(QMainWindow):
         self.contour.startMoved.connect(self._start_moved)
         self.contour.addBallRequested.connect(self._add_ball_at)
         self.readouts.itemSelectionChanged.connect(self._readout_selected)
+        self.sweep_panel.computeRequested.connect(self.compute_sweep)
+        self.sweep_panel.cellChosen.connect(self._sweep_cell_chosen)
 
         # Wiring: document -> worker, panels, views
         self.doc.loaded.connect(self._on_loaded)
@@ -710,6 +718,56 @@ class MainWindow(QMainWindow):
         ]
         self._try(self.doc.add_runs, specs, f"Swarm of {len(specs)}")
 
+    # ------------------------------------------------------------------ sweep
+    def compute_sweep(self) -> bool:
+        """Step the sweep panel's grid for its run, in the background."""
+        axes = self.sweep_panel.axes()
+        index = self.sweep_panel.run_combo.currentIndex()
+        if axes is None or not 0 <= index < len(self.doc.runs):
+            return False
+        run, surface = self.doc.runs[index].copy(), self.doc.surface
+        steps, seed = self.sweep_panel.steps.value(), self.doc.seed
+
+        def job():
+            return sweeps.sweep(
+                surface,
+                run.optimizer,
+                run.params,
+                run.start,
+                *axes,
+                steps=steps,
+                schedule=run.schedule,
+                noise=run.noise,
+                seed=seed,
+                stream=index,
+            )
+
+        self._sweep_run_id = self.doc.ids[index]
+        return self.sweep_panel.start(job)
+
+    def _sweep_cell_chosen(self, x_name: str, x: float, y_name: str, y: float) -> None:
+        """Set the swept run's hyperparameters to the clicked cell and play it from its start."""
+        run_id = getattr(self, "_sweep_run_id", None)
+        if run_id not in self.doc.ids:
+            return
+        params = dict(self.doc.run(run_id).params)
+        info = optimizers.info(self.doc.run(run_id).optimizer)
+        betas = next((p.default for p in info.params if p.name == "betas"), (0.9, 0.999))
+        for name, value in ((x_name, x), (y_name, y)):
+            if name in ("beta1", "beta2"):
+                pair = list(params.get("betas", betas))
+                pair[0 if name == "beta1" else 1] = value
+                params["betas"] = tuple(pair)
+            else:
+                params[name] = value
+        if not self._try(lambda: self.doc.edit_run(run_id, {"params": params})):
+            return
+        self.worker.post("reset_run", run_id)
+        self.set_playing(True)
+        self.statusBar().showMessage(
+            f"{self.doc.run(run_id).label}: {x_name} = {x:.4g}, {y_name} = {y:.4g}; playing", 5000
+        )
+
     # ------------------------------------------------------------------ playback
     def _playing(self) -> bool:
         return self.playback.play_button.isChecked()
@@ -795,6 +853,7 @@ class MainWindow(QMainWindow):
         self.contour.set_runs(colors)
         self.contour.set_starts(np.array([r.start for r in d.runs], dtype=float).reshape(-1, 2))
         self.loss_plot.set_runs([r.label for r in d.runs], colors)
+        self.sweep_panel.set_runs([r.label for r in d.runs])
         self._drawn_packet = None
 
     def _on_runs_changed(self) -> None:
@@ -1221,5 +1280,6 @@ class MainWindow(QMainWindow):
             return
         self._timer.stop()
         self.save_settings()
+        self.sweep_panel.shutdown()
         self.worker.shutdown()
         event.accept()

@@ -273,6 +273,10 @@ class SimulationWorker(QThread):
             del self._ids[index]
             for table in (self._specs, self._sent, self._epochs):
                 table.pop(run_id, None)
+        elif kind == "reset_run" and sim is not None:
+            run_id = args[0]
+            sim.reset_run(self._ids.index(run_id))
+            self._restarted(run_id)
         elif kind == "snapshot" and sim is not None:
             # Export writes exactly what was simulated: a private copy the GUI thread may read.
             self.snapshotReady.emit(args[0], copy.deepcopy(sim))

@@ -70,12 +70,17 @@ def wait_drawn(qtbot, window, timeout=10000):
     )
 
 
-def color_mask(image: QImage, color: str, tol: int = 40) -> np.ndarray:
-    """Boolean (h, w) mask of pixels within `tol` of `color` in each channel."""
+def color_array(image: QImage) -> np.ndarray:
+    """(h, w, 3) int RGB of an image."""
     image = image.convertToFormat(QImage.Format.Format_RGB32)
     w, h = image.width(), image.height()
     buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
-    arr = buf.reshape(h, image.bytesPerLine() // 4, 4)[:, :w, :3][:, :, ::-1]  # BGRA -> RGB
+    return buf.reshape(h, image.bytesPerLine() // 4, 4)[:, :w, :3][:, :, ::-1].astype(int)
+
+
+def color_mask(image: QImage, color: str, tol: int = 40) -> np.ndarray:
+    """Boolean (h, w) mask of pixels within `tol` of `color` in each channel."""
+    arr = color_array(image)
     c = QColor(color)
     target = np.array([c.red(), c.green(), c.blue()])
-    return np.all(np.abs(arr.astype(int) - target) <= tol, axis=2)
+    return np.all(np.abs(arr - target) <= tol, axis=2)
