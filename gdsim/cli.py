@@ -797,6 +797,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gdsim: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        # A valid but huge scenario (many balls x millions of steps of history): say so.
+        command = argv[0] if argv and argv[0] in ("run", "sweep", "render") else "gdsim"
+        print(
+            f"gdsim {command}: not enough memory for this many balls and steps;"
+            " use fewer steps (--steps) or fewer runs",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -360,3 +360,17 @@ def test_a_read_only_folder_is_a_clear_error_and_leaves_nothing(tmp_path, capsys
     assert_one_line_error(code, err, f"cannot write '{target}': Permission denied")
     assert out == ""
     assert sorted(os.listdir(folder)) == before
+
+
+def test_running_out_of_memory_is_one_clear_line(monkeypatch, capsys):
+    from gdsim import cli
+    from gdsim.engine.simulation import Simulation
+
+    def no_memory(self, n=1):
+        raise MemoryError
+
+    monkeypatch.setattr(Simulation, "step", no_memory)
+    code = cli.main(["run", "--surface", "bowl", "--optimizer", "sgd", "--steps", "10", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "not enough memory" in err and "Traceback" not in err
