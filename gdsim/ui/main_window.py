@@ -78,6 +78,9 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li>Contour map: click moves the selected run's start, drag a start marker,
 <b>Shift+click</b> adds a ball.</li>
 <li>3-D view: drag to orbit, wheel to zoom, middle-drag to pan.</li>
+<li><b>Ctrl+Shift+F</b> export a figure or animation (as <code>gdsim render</code> draws it),
+<b>Ctrl+Shift+R</b> record the 3-D view to GIF/MP4.</li>
+<li>Sweep tab: the outcome map over two hyperparameters; click a cell to run with it.</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
