@@ -65,6 +65,13 @@ class _StartMarker(pg.TargetItem):
         super().mouseClickEvent(ev)
 
 
+def _antialiased_path(item: pg.PlotCurveItem) -> None:
+    """Say up front that this antialiased curve is drawn as one path: pyqtgraph otherwise
+    asks the pen four questions on every paint to decide (segmentedLineMode "auto" draws
+    antialiased curves as one path too)."""
+    item.setSegmentedLineMode("off")
+
+
 class _SplitTrail:
     """A trail drawn as two curves: an older part kept as a cached picture, and the recent part.
 
@@ -82,6 +89,7 @@ class _SplitTrail:
         for item in self.items:
             item.setZValue(10)
             item.hide()
+            _antialiased_path(item)
         self._frozen = np.empty((0, 2))
         self._pen = pen
 
@@ -140,6 +148,7 @@ class Contour2DView(pg.PlotWidget):
             pen=pg.mkPen(0, 0, 0, 120, width=1), connect="pairs", antialias=True
         )
         self._contours.setZValue(-50)
+        _antialiased_path(self._contours)
         self.addItem(self._contours, ignoreBounds=True)
         # The filled map and its contour lines change only with the surface or the zoom, but
         # a moving ball repaints the plot 60 times a second: draw them once into a cached
@@ -190,6 +199,7 @@ class Contour2DView(pg.PlotWidget):
                 pen=pg.mkPen(OVERLAY_COLORS[kind], width=2.2), connect="pairs", antialias=True
             )
             for z, item in ((30, shadow), (31, arrow)):
+                _antialiased_path(item)
                 item.setZValue(z)
                 item.hide()
                 self.addItem(item, ignoreBounds=True)

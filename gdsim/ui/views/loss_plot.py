@@ -84,6 +84,8 @@ class LossPlot(pg.PlotWidget):
             cross = pg.PlotDataItem(
                 pen=None, symbol="x", symbolSize=14, symbolBrush=c, symbolPen=pg.mkPen(c, width=1)
             )
+            # Antialiased: one path, as "auto" decides, without asking the pen on every paint.
+            curve.curve.setSegmentedLineMode("off")
             cross.hide()
             self.addItem(curve)
             self.addItem(cross)
@@ -223,4 +225,8 @@ class LossPlot(pg.PlotWidget):
         return text + (" (log scale)" if self._log else "")
 
     def _update_axis_label(self) -> None:
-        self.setLabel("left", self.axis_label())
+        # Setting even the same label re-lays out the axis and repaints the plot again.
+        text = self.axis_label()
+        if text != getattr(self, "_shown_label", None):
+            self._shown_label = text
+            self.setLabel("left", text)
