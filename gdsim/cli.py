@@ -61,6 +61,17 @@ def _top_parser() -> _Parser:
     )
     parser.add_argument("--version", action="version", version=f"gdsim {__version__}")
     parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="check that the window draws (each view's pixels), a headless run and a figure;"
+        " exit 0 if all is well",
+    )
+    parser.add_argument(
+        "--require-gl",
+        action="store_true",
+        help="with --selftest: fail when OpenGL is not available (instead of skipping 3-D)",
+    )
+    parser.add_argument(
         "scenario", nargs="?", help="scenario to open (a .json file or a shipped scenario name)"
     )
     return parser
@@ -396,6 +407,11 @@ def _apply_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
 
 # ------------------------------------------------------------------------------- commands
 def _cmd_window(args: argparse.Namespace) -> int:
+    if args.selftest:
+        selftest = importlib.import_module("gdsim.selftest")  # Qt only now, as for the window
+        return int(selftest.main(require_gl=args.require_gl))
+    if args.require_gl:
+        raise UsageError("gdsim: --require-gl goes with --selftest (see 'gdsim --help')")
     path = None
     if args.scenario is not None:
         path = _resolve(args.scenario)
