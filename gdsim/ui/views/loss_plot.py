@@ -138,6 +138,9 @@ class LossPlot(pg.PlotWidget):
         self._update_axis_label()
         if step is not None:
             self.set_current_step(step)
+        # Fit the range now, not while painting: a range that changes during a paint moves
+        # the axes, which asks for a second paint of the whole plot.
+        self.getViewBox().prepareForPaint()
 
     def _ceiling(self, shown, visible, diverged) -> float | None:
         """Top of the chart for diverged curves: 1.5 decades (log) or half the span (linear)
