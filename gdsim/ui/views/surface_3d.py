@@ -253,6 +253,7 @@ class _GLView(gl.GLViewWidget):
         self._static: set[int] = set()
         self._layer: str | None = None  # None: every item; "static" / "moving": one kind
         self._cache = None  # QOpenGLFramebufferObject
+        self._cache_context = None  # framebuffers are not shared: a new context needs its own
         self._cache_key: tuple | None = None
         self._cache_ok = True  # off for good if the copy fails (e.g. a multisampled target)
 
@@ -304,7 +305,13 @@ class _GLView(gl.GLViewWidget):
             str(self.opts["bgcolor"]),
         )
         try:
-            if self._cache is None or (self._cache.width(), self._cache.height()) != (w, h):
+            context = self.context()
+            if (
+                self._cache is None
+                or self._cache_context is not context
+                or (self._cache.width(), self._cache.height()) != (w, h)
+            ):
+                self._cache_context = context
                 self._cache = QOpenGLFramebufferObject(
                     w, h, QOpenGLFramebufferObject.Attachment.CombinedDepthStencil
                 )

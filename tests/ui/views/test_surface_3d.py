@@ -313,3 +313,27 @@ def test_screen_frames_drawn_over_the_cached_scenery_match_plain_drawing(view, q
     assert same(recoloured, screen(False))
     view.set_contours_visible(False)
     assert same(screen(True), screen(False))
+
+
+def test_the_scenery_cache_survives_a_move_to_another_window(view, qtbot):
+    """A dock floated out of the main window puts the GL view in another window (Qt may give
+    it a new context, and framebuffers are not shared between contexts): the view must still
+    draw the whole scene from its cache."""
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    red_and_blue_balls(view)
+    gl_widget = view.gl_widget
+    gl_widget.grabFramebuffer()  # the cache is made in the first context
+    other = QWidget()
+    qtbot.addWidget(other)
+    QVBoxLayout(other).addWidget(view)
+    other.resize(640, 480)
+    other.show()
+    qtbot.waitExposed(other)
+    cached = rgb_array(gl_widget.grabFramebuffer()).astype(int)
+    gl_widget._cache_ok = False
+    plain = rgb_array(gl_widget.grabFramebuffer()).astype(int)
+    assert cached.shape == plain.shape
+    assert (np.abs(cached - plain).max(axis=-1) > 8).mean() < 0.002
+    assert (plain != plain[0, 0]).any(axis=-1).mean() > 0.1  # a scene, not a blank frame
+    view.setParent(None)  # back to the fixture, which closes it
