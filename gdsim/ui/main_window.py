@@ -931,10 +931,9 @@ class MainWindow(QMainWindow):
         trails2d, trails3d, losses = [], [], []
         for run_id in d.ids:
             t = self.trails.get(run_id)
-            p, loss = t.positions, t.losses
-            trails2d.append(p)
-            trails3d.append(np.column_stack([p, loss]) if len(p) else np.empty((0, 3)))
-            losses.append(loss)
+            trails2d.append(t.positions)
+            trails3d.append(t.points)
+            losses.append(t.losses)
         self.view3d.update_runs(
             f.positions,
             f.losses,

@@ -12,24 +12,30 @@ from gdsim.ui.worker import TrailChunk
 
 
 class Trail:
-    __slots__ = ("_loss", "_n", "_pos", "epoch")
+    """Rows of (x, y, loss) in one array, so the 3-D view's (k, 3) trail is a view, not a copy."""
+
+    __slots__ = ("_n", "_pts", "epoch")
 
     def __init__(self, epoch: int = -1) -> None:
         self.epoch = epoch
         self._n = 0
-        self._pos = np.empty((256, 2))
-        self._loss = np.empty(256)
+        self._pts = np.empty((256, 3))
 
     def __len__(self) -> int:
         return self._n
 
     @property
+    def points(self) -> np.ndarray:
+        """(k, 3): x, y, loss."""
+        return self._pts[: self._n]
+
+    @property
     def positions(self) -> np.ndarray:
-        return self._pos[: self._n]
+        return self._pts[: self._n, :2]
 
     @property
     def losses(self) -> np.ndarray:
-        return self._loss[: self._n]
+        return self._pts[: self._n, 2]
 
     def take(self, chunk: TrailChunk) -> None:
         if chunk.epoch != self.epoch:
@@ -39,13 +45,12 @@ class Trail:
             return
         start = min(chunk.first, self._n)  # rows never arrive out of order; be safe anyway
         end = start + m
-        if end > len(self._loss):
-            size = max(end, 2 * len(self._loss))
-            pos, loss = np.empty((size, 2)), np.empty(size)
-            pos[: self._n], loss[: self._n] = self._pos[: self._n], self._loss[: self._n]
-            self._pos, self._loss = pos, loss
-        self._pos[start:end] = chunk.positions
-        self._loss[start:end] = chunk.losses
+        if end > len(self._pts):
+            pts = np.empty((max(end, 2 * len(self._pts)), 3))
+            pts[: self._n] = self._pts[: self._n]
+            self._pts = pts
+        self._pts[start:end, :2] = chunk.positions
+        self._pts[start:end, 2] = chunk.losses
         self._n = end
 
 
