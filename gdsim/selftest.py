@@ -95,11 +95,13 @@ def _opengl_available() -> tuple[bool, str]:
         if not context.makeCurrent(surface):
             return False, "an OpenGL context could not be made current"
         fmt = context.format()
-        version = f"OpenGL {fmt.majorVersion()}.{fmt.minorVersion()}"
+        major, minor = fmt.majorVersion(), fmt.minorVersion()
         context.doneCurrent()
     finally:
         surface.destroy()
-    return True, version
+    if (major, minor) < (2, 1):  # e.g. Windows' own software GL 1.1: pyqtgraph needs shaders
+        return False, f"OpenGL {major}.{minor} is too old (the 3-D view needs 2.1)"
+    return True, f"OpenGL {major}.{minor}"
 
 
 def _wait(app, predicate: Callable[[], bool], timeout: float, what: str) -> None:
