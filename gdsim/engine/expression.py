@@ -23,7 +23,8 @@ Unicode the way people paste it is accepted: ``−`` (minus), ``×`` ``·`` ``�
 
 Absurd input is refused before SymPy can be asked to compute it: text longer than
 `MAX_LENGTH`, nesting deeper than `MAX_DEPTH`, more than `MAX_NODES` operations, exponents above
-`MAX_EXPONENT` in size, and any constant part whose value would not fit a float or would
+`MAX_EXPONENT` in size on a base with a constant factor (``3^5000``, ``(2*x)^5000``; ``x^5000``
+is fine), and any constant part whose value would not fit a float or would
 underflow to 0 (every constant sub-expression is shadow-evaluated in floating point while it is
 built, so ``9^9^9`` fails at the outer ``^`` instead of asking SymPy for a 369-million-digit
 integer). Constant parts that are undefined (``log(0)``, ``tan(pi/2)``, ``(-8)^(1/3)``) are
@@ -70,7 +71,8 @@ MAX_DEPTH = 50
 MAX_NODES = 400
 """Most operations (numbers, names, operators, calls) one formula may have."""
 MAX_EXPONENT = 1000
-"""Largest size of a constant exponent: x^1000 is fine, x^1001 is refused."""
+"""Largest size of a constant exponent of a base with a constant factor: (2*x)^1001 and 3^1001
+are refused; x^5000 is not."""
 _MAX_LOG10 = 300
 """Constants must stay between 10^-300 and 10^300 in size (float64 ends near 1.8e308)."""
 _EXACT = 2**53
@@ -402,8 +404,13 @@ class _Parser:
     # -- building -----------------------------------------------------------------------------
     def _pow(self, base: _Value, exponent: _Value, op: _Token) -> _Value:
         e = exponent.const
+        # SymPy computes big powers of numbers exactly, and distributes integer powers over a
+        # product: (sqrt(2)*x)^n becomes 2^(n/2) * x^n. So a big exponent is refused unless the
+        # base is 0 or ±1, or has no constant factor at all (x^5000, (x + 1)^5000 stay symbolic,
+        # and ((x^50)^50 prints as x^2500, which must parse again).
         trivial_base = base.expr in (sp.S.Zero, sp.S.One, sp.S.NegativeOne)
-        if e is not None and abs(e) > MAX_EXPONENT and not trivial_base:
+        coefficient = base.expr.as_independent(*self.symbols.values(), as_Add=False)[0]
+        if e is not None and abs(e) > MAX_EXPONENT and not trivial_base and coefficient != 1:
             raise FormulaError(f"exponent {e:.6g} is too large (at most {MAX_EXPONENT})", op.column)
         if base.const == 0 and e is None:
             # SymPy turns 0^-x into zoo^x; 0^x jumps between 0, 1 and infinity with the sign of x.
