@@ -535,8 +535,15 @@ class _TextPrinter(StrPrinter):
 
 
 def to_text(expr: sp.Expr) -> str:
-    """A formula in our grammar for an expression `parse` produced (for display and saving)."""
-    return _TextPrinter().doprint(expr)
+    """A formula in our grammar for an expression `parse` produced (for display and saving).
+
+    Exact, except that a rational constant with more than 100 digits above or below the line
+    (2.25^320 = 3^640 / 2^640) is written as a 17-digit decimal: its exact digits would not
+    parse back (numbers must stay below 10^300) and cannot be read anyway.
+    """
+    huge = 10**100
+    approx = {r: sp.Float(r, 17) for r in expr.atoms(sp.Rational) if abs(r.p) > huge or r.q > huge}
+    return _TextPrinter().doprint(expr.xreplace(approx) if approx else expr)
 
 
 # ----------------------------------------------------------------------------------------------
