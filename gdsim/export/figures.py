@@ -1203,6 +1203,15 @@ def _write_mp4(path: str | os.PathLike[str], frames: Iterator[np.ndarray], fps: 
     """
     import imageio.v2 as imageio
 
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        raise ValueError(
+            "MP4 needs ffmpeg, which is not installed here: install ffmpeg"
+            " (e.g. apt-get install ffmpeg) or write a .gif"
+        ) from None
     target = os.path.abspath(os.fspath(path))
     folder, name = os.path.split(target)
     scratch = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)

@@ -1270,11 +1270,18 @@ class MainWindow(QMainWindow):
             self._layout_restored = True
             bottom = [self.docks["Loss"], self.docks["Readouts"]]
             self.resizeDocks(bottom, [220, 220], Qt.Orientation.Vertical)
-            half = max(self._splitter.width(), 2)
-            self._splitter.setSizes([half * 11 // 20, half * 9 // 20])
+            sides = [self.docks["Surface"], self.docks["Runs"]]
+            self.resizeDocks(sides, [290, 360], Qt.Orientation.Horizontal)
             self.resizeDocks(
                 bottom, [3 * self.width() // 5, 2 * self.width() // 5], Qt.Orientation.Horizontal
             )
+            # The splitter knows its width only once the docks have been laid out.
+            QTimer.singleShot(0, self._share_views)
+
+    def _share_views(self) -> None:
+        """3-D view and contour map side by side, the 3-D one a little wider."""
+        width = max(self._splitter.width(), 2)
+        self._splitter.setSizes([width * 11 // 20, width * 9 // 20])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():

@@ -370,3 +370,16 @@ def test_figure_formats_are_not_animations(tmp_path, bowl):
         figures.write_animation(tmp_path / "a.png", sim, scenario)
     with pytest.raises(ValueError):
         figures.write_figure(tmp_path / "a.gif", sim, scenario)
+
+
+def test_mp4_without_ffmpeg_is_a_clear_error_and_no_file(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    def missing():
+        raise RuntimeError("No ffmpeg exe could be found.")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", missing)
+    frames = [np.zeros((120, 160, 3), dtype=np.uint8)] * 3
+    with pytest.raises(ValueError, match="MP4 needs ffmpeg"):
+        figures.write_frames(tmp_path / "a.mp4", frames, 5)
+    assert list(tmp_path.iterdir()) == []
