@@ -15,6 +15,7 @@ from gdsim.engine import surfaces
 from gdsim.engine.simulation import RunSpec, Simulation, Status
 from gdsim.export.data import read_csv, read_json
 from gdsim.scenario import Scenario, shipped, shipped_path
+from tests.cli_helpers import assert_one_line_error, run_main
 
 
 def gdsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -26,21 +27,6 @@ def gdsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
         cwd=cwd,
         timeout=120,
     )
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 # ------------------------------------------------------------------ run: success
@@ -363,7 +349,6 @@ def test_a_read_only_folder_is_a_clear_error_and_leaves_nothing(tmp_path, capsys
 
 
 def test_running_out_of_memory_is_one_clear_line(monkeypatch, capsys):
-    from gdsim import cli
     from gdsim.engine.simulation import Simulation
 
     def no_memory(self, n=1):

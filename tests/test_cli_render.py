@@ -10,25 +10,10 @@ import sys
 import pytest
 from PIL import Image
 
-from gdsim import cli
 from gdsim.export import figures
+from tests.cli_helpers import assert_one_line_error, run_main
 
 SMALL = ["--steps", "20", "--size", "320x240"]
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture

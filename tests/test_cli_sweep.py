@@ -14,6 +14,8 @@ from gdsim import cli
 from gdsim.engine.sweep import parse_axis, sweep
 from gdsim.export import sweep_map
 from gdsim.scenario import Scenario, shipped_path
+from tests import cli_helpers
+from tests.cli_helpers import assert_one_line_error
 
 # lr-too-high is the bowl x² + y² with plain GD: it diverges exactly where lr > 1. The y axis
 # sweeps dampening, which does nothing without momentum, so every row is the same.
@@ -22,18 +24,7 @@ BOWL_Y = "dampening=0:0.5:5"
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(["sweep", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    return cli_helpers.run_main(capsys, "sweep", *args)
 
 
 def engine_result(name: str, run: int, x: str, y: str, **kw):
