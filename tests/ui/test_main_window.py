@@ -586,3 +586,13 @@ def test_a_bad_sweep_axis_is_refused_in_place(make_window, qtbot):
     assert panel.x_edit.styleSheet()
     assert panel.message.text()
     assert panel.result is None
+
+
+def test_momentum_of_one_or_more_is_allowed_with_a_warning(make_window, qtbot):
+    window = make_window()
+    group = window.runs_panel.groups[window.doc.ids[0]]
+    type_into(qtbot, group.params_editor.editor("momentum").edit, "1.2")
+    assert window.doc.runs[0].params["momentum"] == pytest.approx(1.2)
+    assert "will not settle" in group._notice.text() and not group._notice.isHidden()
+    type_into(qtbot, group.params_editor.editor("momentum").edit, "0.5")
+    assert group._notice.isHidden()

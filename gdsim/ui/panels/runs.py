@@ -218,6 +218,15 @@ class RunGroup(QGroupBox):
         changed = {k: v for k, v in values.items() if self._spec.params.get(k) != v}
         if changed:
             self.edited.emit(self.run_id, {"params": {**self._spec.params, **changed}})
+        # torch accepts it, so it is allowed; but it is rarely what a person meant.
+        momentum = values.get("momentum", 0.0)
+        if isinstance(momentum, float) and momentum >= 1.0:
+            self.show_notice(
+                f"momentum {momentum:g} >= 1: the velocity never decays, so the ball"
+                " keeps gaining energy and will not settle."
+            )
+        elif "momentum" in changed:
+            self.show_notice("")
 
     def _optimizer_changed(self) -> None:
         name = self.optimizer_combo.currentData()
