@@ -223,6 +223,10 @@ def _pair(value: Any, path: str) -> tuple[float, float]:
     return (float(_number(value[0], f"{path}[0]")), float(_number(value[1], f"{path}[1]")))
 
 
+#: The largest |coordinate| a view box may have.
+MAX_BOX = 1e9
+
+
 def _box(value: Any, path: str) -> Box:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ScenarioError("must be [[xmin, xmax], [ymin, ymax]]", path)
@@ -231,6 +235,12 @@ def _box(value: Any, path: str) -> Box:
         lo, hi = _pair(axis, f"{path}[{k}]")
         if not lo < hi:
             raise ScenarioError(f"min must be less than max, got [{lo:g}, {hi:g}]", f"{path}[{k}]")
+        if max(abs(lo), abs(hi)) > MAX_BOX:
+            # Beyond this a grid of the box loses precision and "far outside the box" (the
+            # divergence rule) stops meaning anything.
+            raise ScenarioError(
+                f"must lie within ±{MAX_BOX:g}, got [{lo:g}, {hi:g}]", f"{path}[{k}]"
+            )
         out.append((lo, hi))
     return (out[0], out[1])
 

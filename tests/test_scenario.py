@@ -521,3 +521,13 @@ def test_the_readme_example_is_a_valid_scenario():
     example = re.search(r"```json\n(.*?)```", section, re.S).group(1)
     s = Scenario.from_json(example)
     assert s.runs[1].schedule == {"name": "step", "step_size": 100, "gamma": 0.5}
+
+
+def test_an_absurdly_large_box_is_refused_with_its_field():
+    data = {
+        "gdsim": 1,
+        "surface": {"formula": "x^2 + y^2", "box": [[-1e308, 1e308], [-1, 1]]},
+        "runs": [],
+    }
+    with pytest.raises(ScenarioError, match=r"surface\.box\[0\].*within"):
+        Scenario.from_dict(data)
