@@ -20,7 +20,7 @@ from gdsim.engine import optimizers, schedules
 from gdsim.engine.simulation import RunSpec, StopRules
 from gdsim.engine.surfaces import Surface
 from gdsim.export.figures import PALETTE  # run colours: one palette for the window and files
-from gdsim.scenario import Scenario, SurfaceSpec
+from gdsim.scenario import MAX_BOX, Scenario, SurfaceSpec
 
 Box = tuple[tuple[float, float], tuple[float, float]]
 
@@ -219,6 +219,8 @@ class Document(QObject):
         (x0, x1), (y0, y1) = box
         if not (x0 < x1 and y0 < y1):
             raise ValueError("box: min must be below max on both axes")
+        if max(abs(x0), abs(x1), abs(y0), abs(y1)) > MAX_BOX:
+            raise ValueError(f"box: must lie within ±{MAX_BOX:g}")
         self._push("Change view box", "box", box=box)
 
     def set_steps(self, steps: int) -> None:
