@@ -49,6 +49,8 @@ from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 __all__ = [
@@ -736,8 +738,31 @@ class _Tape:
                 code.append((symbol, expr))
         outputs = [_clean(o.xreplace(inline)) for o in outputs]
         return sp.lambdify(
-            self.args, outputs, modules="numpy", cse=lambda _: (code, outputs), docstring_limit=0
+            self.args,
+            outputs,
+            modules="numpy",
+            # the settings lambdify gives its own printer: short names, imported into the
+            # function's namespace (e.g. reduce and maximum for max)
+            printer=_NumPyCode(
+                {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
+            ),
+            cse=lambda _: (code, outputs),
+            docstring_limit=0,
         )
+
+
+class _NumPyCode(NumPyPrinter):
+    """NumPy code with sums written positive terms first: ``y - x**2`` is one array operation,
+    SymPy's canonical ``-x**2 + y`` is two (a negation, then an addition)."""
+
+    def _print_Add(self, expr: sp.Expr, order: object = None) -> str:
+        positive = [t for t in expr.args if not t.could_extract_minus_sign()]
+        negative = [t for t in expr.args if t.could_extract_minus_sign()]
+        if not positive:
+            return super()._print_Add(expr, order)
+        prec = precedence(expr)
+        text = " + ".join(self.parenthesize(t, prec) for t in positive)
+        return text + "".join(f" - {self.parenthesize(-t, prec)}" for t in negative)
 
 
 def _clean(expr: sp.Expr) -> sp.Expr:
