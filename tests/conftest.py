@@ -20,7 +20,14 @@ else:
 # Keep every test's QSettings away from the user's real settings.
 os.environ.setdefault("GDSIM_SETTINGS_ORG", "gdsim-tests")
 
+from hypothesis import settings
 from PySide6.QtCore import QCoreApplication, Qt
+
+# Property tests: in CI the examples are derandomized, so a run is repeatable and cannot fail
+# (or pass) by luck; locally they explore freely.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 # A second GLViewWidget draws nothing unless contexts are shared; must precede the QApplication.
 QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
