@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from gdsim import cli
 
 
@@ -20,3 +23,14 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert "Traceback" not in err
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def unwritable_folder(tmp_path: Path) -> str | Path:
+    """A folder no file can be created in: chmod stops everyone but root, and sysfs refuses
+    new files even to root (CI runs as root)."""
+    if os.geteuid() == 0:
+        return "/sys"
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder

@@ -15,7 +15,7 @@ from gdsim.engine import surfaces
 from gdsim.engine.simulation import RunSpec, Simulation, Status
 from gdsim.export.data import read_csv, read_json
 from gdsim.scenario import Scenario, shipped, shipped_path
-from tests.cli_helpers import assert_one_line_error, run_main
+from tests.cli_helpers import assert_one_line_error, run_main, unwritable_folder
 
 
 def gdsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -333,13 +333,7 @@ def test_summary_table_reports_status_per_run(capsys):
 
 
 def test_a_read_only_folder_is_a_clear_error_and_leaves_nothing(tmp_path, capsys):
-    # chmod stops everyone but root; sysfs refuses new files even to root (CI runs as root).
-    if os.geteuid() == 0:
-        folder = "/sys"
-    else:
-        folder = tmp_path / "ro"
-        folder.mkdir()
-        folder.chmod(0o555)
+    folder = unwritable_folder(tmp_path)
     before = sorted(os.listdir(folder))
     target = os.path.join(folder, "t.csv")
     code, out, err = run_main(capsys, "run", "default", "--steps", "5", "--out", target)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gdsim.export import figures
-from tests.cli_helpers import assert_one_line_error, run_main
+from tests.cli_helpers import assert_one_line_error, run_main, unwritable_folder
 
 SMALL = ["--steps", "20", "--size", "320x240"]
 
@@ -177,13 +177,7 @@ def test_missing_folder(tmp_path, capsys):
 
 
 def test_folder_nobody_may_write(tmp_path, capsys):
-    # chmod stops everyone but root; sysfs refuses new files even to root (CI runs as root).
-    if os.geteuid() == 0:
-        folder = "/sys"
-    else:
-        folder = tmp_path / "ro"
-        folder.mkdir()
-        folder.chmod(0o555)
+    folder = unwritable_folder(tmp_path)
     before = sorted(os.listdir(folder))
     target = os.path.join(folder, "f.png")
     code, out, err = run_main(capsys, "render", "default", "--out", target, *SMALL)
