@@ -467,8 +467,13 @@ class Simulation:
             hessian,
         )
 
+    def optimizer_state(self, i: int) -> Any:
+        """Copies of run ``i``'s own optimizer state rows (None once it has stopped): cheaper
+        than ``run_state`` when only the state is wanted (per-axis internals every frame)."""
+        self._run(i)
+        return self._own_state(i % len(self._runs))
+
     def _own_state(self, i: int) -> Any:
-        """Copies of run ``i``'s optimizer state rows (None once it has stopped)."""
         r = self._runs[i]
         if self._groups is not None:
             for g in self._groups:
