@@ -446,19 +446,19 @@ def _adam(s: _Story, h: dict, st: dict, g: Array, lr: float, decoupled: bool) ->
     vname = "v_max" if amsgrad else "v"
     s.add(
         "Bias correction",
-        f"t = {fmt(t)}: 1 − β₁ᵗ = {fmt(bc1)}, 1 − β₂ᵗ = {fmt(bc2)}; m̂ = m/(1 − β₁ᵗ) = "
-        f"{fmt_vec(m / bc1)}, v̂ = {vname}/(1 − β₂ᵗ) = {fmt_vec(used / bc2)}",
-        s.arrow("velocity", m / bc1, "m̂"),
+        f"t = {fmt(t)}: 1 − β₁ᵗ = {fmt(bc1)}, 1 − β₂ᵗ = {fmt(bc2)}; m_hat = m/(1 − β₁ᵗ) = "
+        f"{fmt_vec(m / bc1)}, v_hat = {vname}/(1 − β₂ᵗ) = {fmt_vec(used / bc2)}",
+        s.arrow("velocity", m / bc1, "m_hat"),
     )
     eff = lr / den
     s.add(
         "Per-axis step size",
-        f"effective learning rate γ / (√v̂ + ε) = {fmt(lr)} / {fmt_vec(den)} = {fmt_vec(eff)} per"
-        " axis: each axis is divided by its own gradient scale",
-        s.box(eff * (m / bc1), "|γ m̂/(√v̂+ε)| per axis"),
+        f"effective learning rate γ / (√v_hat + ε) = {fmt(lr)} / {fmt_vec(den)} = "
+        f"{fmt_vec(eff)} per axis: each axis is divided by its own gradient scale",
+        s.box(eff * (m / bc1), "|γ m_hat/(√v_hat+ε)| per axis"),
     )
     delta = (m * neg_ss) / den
-    how = f"−γ·m̂/(√v̂ + ε) = −{fmt_vec(eff)} × {fmt_vec(m / bc1)}"
+    how = f"−γ·m_hat/(√v_hat + ε) = −{fmt_vec(eff)} × {fmt_vec(m / bc1)}"
     if decoupled and wd != 0:
         delta = (s.theta * (1.0 - lr * wd) + delta) - s.theta
         how += " after the decay"
@@ -493,7 +493,7 @@ def _nadam(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
         "Per-axis step size",
         f"den = √(v/(1 − β₂ᵗ)) + ε = {fmt_vec(den)}; effective learning rate γ/den = "
         f"{fmt_vec(lr / den)} per axis",
-        s.box((lr / den) * (m / (1.0 - power(beta1, t))), "|γ m̂/den| per axis"),
+        s.box((lr / den) * (m / (1.0 - power(beta1, t))), "|γ m_hat/den| per axis"),
     )
     c1 = -lr * (1.0 - mu) / (1.0 - mu_product)
     c2 = (-lr * mu_next) / (1.0 - mu_product * mu_next)
@@ -537,18 +537,18 @@ def _radam(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
             "Variance is trusted",
             f"ρ_t = {fmt(rho_t)} > 5: rectifier r = {fmt(rect)}; per-axis scale "
             f"√(1 − β₂ᵗ)/(√v + ε) = {fmt_vec(adaptive)}",
-            s.box(adaptive * base * rect, "|γ m̂ r √(1−β₂ᵗ)/(√v+ε)| per axis"),
+            s.box(adaptive * base * rect, "|γ m_hat r √(1−β₂ᵗ)/(√v+ε)| per axis"),
         )
         step_vec = -((adaptive * base) * rect)
-        how = f"−γ·m̂·r·√(1 − β₂ᵗ)/(√v + ε) with γ·m̂ = {fmt_vec(base)}"
+        how = f"−γ·m_hat·r·√(1 − β₂ᵗ)/(√v + ε) with γ·m_hat = {fmt_vec(base)}"
     else:
         s.add(
             "Warm-up",
             f"ρ_t = {fmt(rho_t)} ≤ 5: the variance estimate is not trusted yet, so this step "
-            f"is momentum SGD on m̂ = m/(1 − β₁ᵗ) = {fmt_vec(m / bc1)}",
+            f"is momentum SGD on m_hat = m/(1 − β₁ᵗ) = {fmt_vec(m / bc1)}",
         )
         step_vec = -base
-        how = f"−γ·m̂ = {fmt_vec(step_vec)}"
+        how = f"−γ·m_hat = {fmt_vec(step_vec)}"
     if decoupled and wd != 0:
         delta = (s.theta * (1.0 - lr * wd) + step_vec) - s.theta
         how += " after the decay"
@@ -705,9 +705,9 @@ def internals(
 
     The effective learning rate is the factor the rule multiplies its (first-moment) gradient
     by on each axis: γ_t/(√s + ε) for Adagrad (times g), γ/den for RMSprop (times g),
-    γ√(u + ε)/√(v + ε) for Adadelta (times g), γ/(√v̂ + ε) for Adam/AdamW/AMSGrad and NAdam
-    (times m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ), bias-corrected as Adam does), γ·r·√(1 − β₂ᵗ)/
-    (√v + ε) for RAdam once rectified (γ before), γ/u for Adamax (times m̂). For the rules that
+    γ√(u + ε)/√(v + ε) for Adadelta (times g), γ/(√v_hat + ε) for Adam/AdamW/AMSGrad and NAdam
+    (times m_hat = m/(1 − β₁ᵗ), v_hat = v/(1 − β₂ᵗ), bias-corrected as Adam does), γ·r·√(1 − β₂ᵗ)/
+    (√v + ε) for RAdam once rectified (γ before), γ/u for Adamax (times m_hat). For the rules that
     multiply g, ``grad`` is the gradient at the ball (zeros if None; an L2 weight decay's λθ
     is not added: the box shows what the surface's slope does). ``step_size`` is
     |effective_lr × moment|: the per-axis step the rule would take from that moment.
@@ -745,7 +745,7 @@ def internals(
             m_hat = st["exp_avg"] / bc1
             if optimizer_name == "adamax":
                 acc = st["exp_inf"]
-                out = (acc, "u (decaying max of |g|)", lr / acc, m_hat, "m̂")
+                out = (acc, "u (decaying max of |g|)", lr / acc, m_hat, "m_hat")
             elif optimizer_name == "radam":
                 acc = st["exp_avg_sq"] / bc2
                 rho_inf = 2 / (1 - beta2) - 1
@@ -758,15 +758,15 @@ def internals(
                     eff = lr * r * math.sqrt(bc2) / (np.sqrt(st["exp_avg_sq"]) + h["eps"])
                 else:
                     eff = np.full(2, lr)
-                out = (acc, "v̂ = v/(1 − β₂ᵗ)", eff, m_hat, "m̂")
+                out = (acc, "v_hat = v/(1 − β₂ᵗ)", eff, m_hat, "m_hat")
             else:
                 v = st["exp_avg_sq"]
-                label = "v̂ = v/(1 − β₂ᵗ)"
+                label = "v_hat = v/(1 − β₂ᵗ)"
                 if optimizer_name in ("adam", "adamw") and h["amsgrad"]:
                     v = st["max_exp_avg_sq"]
-                    label = "v̂ = v_max/(1 − β₂ᵗ)"
+                    label = "v_hat = v_max/(1 − β₂ᵗ)"
                 acc = v / bc2
-                out = (acc, label, lr / (np.sqrt(acc) + h["eps"]), m_hat, "m̂")
+                out = (acc, label, lr / (np.sqrt(acc) + h["eps"]), m_hat, "m_hat")
         acc, acc_label, eff, moment, moment_label = out
         size = np.abs(eff * moment)
     return Internals(

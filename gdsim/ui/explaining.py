@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gdsim.ui.worker import FramePacket
 
 #: Points per side of the downhill field's grid.
-FIELD_GRID = 21
+FIELD_GRID = 17
 SETTINGS_KEY = "view/map_overlays"
 
 
@@ -81,7 +81,7 @@ class Explainer:
             lambda on: self._set("boxes", on),
             None,
             "Beside each AdaGrad/RMSprop/Adadelta/Adam-family ball: a box whose half-sides are "
-            "the per-axis step sizes |effective lr × first moment| (effective lr = γ/(√v̂+ε) "
+            "the per-axis step sizes |effective lr × first moment| (effective lr = γ/(√v_hat+ε) "
             "for Adam): equal sides mean every axis moves at the same pace",
             checkable=True,
         )
@@ -155,10 +155,7 @@ class Explainer:
         key = (id(d.surface), d.box)
         if key == self._field_key:
             return
-        (x0, x1), (y0, y1) = d.box
-        # nodes inset by half a cell, so the arrows stay inside the box
-        x = np.linspace(x0, x1, FIELD_GRID + 1)[:-1] + (x1 - x0) / (2 * FIELD_GRID)
-        y = np.linspace(y0, y1, FIELD_GRID + 1)[:-1] + (y1 - y0) / (2 * FIELD_GRID)
+        x, y = self.field_nodes()
         gx, gy = np.meshgrid(x, y, indexing="ij")
         with np.errstate(all="ignore"):
             g = np.asarray(d.surface.gradient(np.stack([gx.ravel(), gy.ravel()], 1)), float)
@@ -167,6 +164,13 @@ class Explainer:
             x, y, g[..., 0], g[..., 1], log=_wide_range(g.reshape(-1, 2))
         )
         self._field_key = key
+
+    def field_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The field's grid: nodes inset by half a cell, so the arrows stay inside the box."""
+        (x0, x1), (y0, y1) = self.window.doc.box
+        x = np.linspace(x0, x1, FIELD_GRID + 1)[:-1] + (x1 - x0) / (2 * FIELD_GRID)
+        y = np.linspace(y0, y1, FIELD_GRID + 1)[:-1] + (y1 - y0) / (2 * FIELD_GRID)
+        return x, y
 
     def _surface_changed(self) -> None:
         self.update_field()

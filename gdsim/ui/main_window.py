@@ -82,6 +82,9 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li><b>Ctrl+Shift+F</b> export a figure or animation (as <code>gdsim render</code> draws it),
 <b>Ctrl+Shift+R</b> record the 3-D view to GIF/MP4.</li>
 <li>Sweep tab: the outcome map over two hyperparameters; click a cell to run with it.</li>
+<li><b>E</b> explains the selected run's next step in stages on the contour map (Explain tab;
+<b>.</b> / <b>,</b> next / previous stage, <b>Shift+E</b> applies it); View menu: downhill
+gradient field, plain GD step −lr·∇f, per-axis effective step boxes of adaptive optimizers.</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>

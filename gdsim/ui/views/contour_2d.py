@@ -533,8 +533,9 @@ class Contour2DView(pg.PlotWidget):
         span = max(x1 - x0, y1 - y0)
         # With the GD step or the boxes on, steps, GD steps and boxes share one linear scale,
         # so their lengths compare honestly (the legend says by how much they are magnified).
-        shared = self._displacement_scale(ok, steps, gd_steps, step_boxes, span)
-        self._draw_step_boxes(positions, ok, step_boxes, shared)
+        shared = self._displacement_scale(ok, steps, gd_steps, span)
+        self._draw_step_boxes(positions, ok, step_boxes)
+        self._update_legend()
         for kind, (shadow, arrow) in self._arrows.items():
             v = vectors[kind]
             if not self._overlay_on[kind] or v is None or not ok.any():
@@ -583,7 +584,7 @@ class Contour2DView(pg.PlotWidget):
             pen=pg.mkPen(0, 0, 0, 110, width=3.0), connect="pairs", antialias=True
         )
         self._field = pg.PlotCurveItem(
-            pen=pg.mkPen(_color(FIELD_COLOR, 200), width=1.3), connect="pairs", antialias=True
+            pen=pg.mkPen(_color(FIELD_COLOR, 235), width=1.5), connect="pairs", antialias=True
         )
         for z, item in ((-20, self._field_shadow), (-19, self._field)):
             _antialiased_path(item)
@@ -606,6 +607,8 @@ class Contour2DView(pg.PlotWidget):
             item.hide()
             self.addItem(item, ignoreBounds=True)
         self._shared_scale: float | None = None
+        self._box_scale = 1.0
+        self._legend_text = ""
         # the explainer: one curve per arrow colour, the boxes, points and labels
         self._ex_shadow = pg.PlotCurveItem(
             pen=pg.mkPen(0, 0, 0, 190, width=6.0), connect="pairs", antialias=True
@@ -712,14 +715,14 @@ class Contour2DView(pg.PlotWidget):
     def step_boxes_visible(self) -> bool:
         return self._boxes_on
 
-    def _displacement_scale(self, ok, steps, gd_steps, step_boxes, span) -> float | None:
-        """One linear factor for steps, GD steps and boxes (None when neither the GD step nor
-        the boxes are on: the step arrows then keep their own square-root scaling)."""
-        if not (self._overlay_on.get("gd_step") or self._boxes_on):
+    def _displacement_scale(self, ok, steps, gd_steps, span) -> float | None:
+        """One linear factor for steps and GD steps, so their lengths compare (None when the
+        GD step is off: the step arrows then keep their own square-root scaling)."""
+        if not self._overlay_on.get("gd_step"):
             self._shared_scale = None
             return None
         sizes = [0.0]
-        for arr in (steps, gd_steps, step_boxes):
+        for arr in (steps, gd_steps):
             if arr is None or not ok.any():
                 continue
             a = np.asarray(arr, dtype=np.float64).reshape(-1, 2)[ok]
@@ -732,14 +735,20 @@ class Contour2DView(pg.PlotWidget):
         self._shared_scale = scale
         return scale
 
-    def _draw_step_boxes(self, positions, ok, step_boxes, scale) -> None:
-        if not self._boxes_on or step_boxes is None or scale is None:
+    def _draw_step_boxes(self, positions, ok, step_boxes) -> None:
+        if not self._boxes_on or step_boxes is None:
             self._box_items.hide()
             self._box_shadow.hide()
             return
         half = np.asarray(step_boxes, dtype=np.float64).reshape(-1, 2)
         keep = ok & np.isfinite(half).all(axis=1) & (half > 0).any(axis=1)
-        seg = _box_segments(positions[keep], half[keep] * scale)
+        # The boxes' shape is the story (equal sides: every axis at the same pace), and a
+        # step is often smaller than a ball: they get their own magnification, in the legend.
+        (x0, x1), (y0, y1) = self._box
+        span = max(x1 - x0, y1 - y0)
+        top = float(np.hypot(half[keep, 0], half[keep, 1]).max()) if keep.any() else 0.0
+        self._box_scale = 1.0 if top <= 0 or top >= 0.08 * span else 0.08 * span / top
+        seg = _box_segments(positions[keep], half[keep] * self._box_scale)
         for item in (self._box_shadow, self._box_items):
             item.setData(seg[:, 0], seg[:, 1], connect="pairs")
             item.setVisible(len(seg) > 0)
@@ -755,23 +764,29 @@ class Contour2DView(pg.PlotWidget):
         if self._overlay_on.get("gd_step"):
             rows.append((MAP_OVERLAY_COLORS["gd_step"], "−lr·∇f: plain GD step"))
         if self._boxes_on:
-            rows.append((BOX_COLOR, "per-axis effective step"))
+            k = self._box_scale
+            rows.append(
+                (BOX_COLOR, "per-axis effective step" + (f" (×{k:.3g})" if k != 1.0 else ""))
+            )
         if self._shared_scale is not None and self._shared_scale != 1.0:
             rows.append(("#bbbbbb", f"steps drawn ×{self._shared_scale:.3g}"))
+        text = "<br>".join(f"<span style='color:{c}'>■</span> {t}" for c, t in rows)
         if not rows:
             self._legend.hide()
-            return
-        self._legend.setText("<br>".join(f"<span style='color:{c}'>■</span> {t}" for c, t in rows))
-        self._legend.adjustSize()
-        self._legend.show()
-        self._legend.raise_()
+        elif text != self._legend_text or self._legend.isHidden():
+            self._legend.setText(text)
+            self._legend.adjustSize()
+            self._legend.show()
+            self._legend.raise_()
+        self._legend_text = text
 
     # -- the step-by-step explainer
     def show_explanation(self, stages: Sequence, index: int) -> None:
         """Draw stage ``index`` of an explanation (gdsim.engine.explain stages: arrows, points
         and boxes as plain data). Gradient-unit arrows share one normalised scale over all
-        stages; displacements (steps, boxes) share another, magnified only when tiny, and the
-        label says so. The true landing point is always drawn where it is."""
+        stages; displacements (steps, boxes) share another, magnified when small next to the
+        box (the label says by how much). The landing stage draws the step at its true length,
+        so its arrow ends on the landing point."""
         stages = tuple(stages)
         if not 0 <= index < len(stages):
             raise ValueError(f"stage {index} does not exist: there are {len(stages)}")
@@ -787,10 +802,12 @@ class Contour2DView(pg.PlotWidget):
                     pos_top = max(pos_top, n)
             for b in st.boxes:
                 pos_top = max(pos_top, float(np.hypot(*np.nan_to_num(b.half))))
-        g_scale = 0.18 * span / grad_top if grad_top > 0 else 1.0
-        p_scale = 1.0 if pos_top <= 0 or pos_top >= _TINY_STEP * span else 0.15 * span / pos_top
-        self._explanation = (stages, index, p_scale)
+        g_scale = 0.3 * span / grad_top if grad_top > 0 else 1.0
+        p_scale = 1.0 if pos_top <= 0 or pos_top >= 0.1 * span else 0.2 * span / pos_top
         stage = stages[index]
+        if any(p.kind == "new_position" for p in stage.points):
+            p_scale = 1.0  # where the ball lands: the step at its true length ends there
+        self._explanation = (stages, index, p_scale)
         for label in self._ex_labels:
             self.removeItem(label)
         self._ex_labels = []
@@ -798,7 +815,7 @@ class Contour2DView(pg.PlotWidget):
         for a in stage.arrows:
             k = g_scale if a.space == "gradient" else p_scale
             vec = np.nan_to_num(np.asarray(a.vector, dtype=np.float64)) * k
-            seg = arrow_segments(np.asarray(a.origin)[None], vec[None], head_fraction=0.22)
+            seg = arrow_segments(np.asarray(a.origin)[None], vec[None], head_fraction=0.28)
             segs.get(a.kind, segs["velocity"]).append(seg.reshape(-1, 2))
             if len(seg):
                 text = a.label + (f" (×{p_scale:.3g})" if a.space != "gradient" and k != 1 else "")
