@@ -689,6 +689,29 @@ def explain(
 
 
 # ------------------------------------------------------------------------------- internals
+_HYPER_CACHE: dict[Any, dict[str, Any]] = {}
+
+
+def _hyper(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Validated hyperparameters, cached: a view asks for internals of every ball each frame,
+    and validation costs more than the arithmetic."""
+    try:
+        key = (name, tuple(sorted((k, _freeze(v)) for k, v in params.items())))
+        hash(key)
+    except TypeError:
+        return _opt.create(name, **params).hyper
+    got = _HYPER_CACHE.get(key)
+    if got is None:
+        if len(_HYPER_CACHE) > 256:
+            _HYPER_CACHE.clear()
+        got = _HYPER_CACHE[key] = _opt.create(name, **params).hyper
+    return got
+
+
+def _freeze(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list | tuple) else v
+
+
 ADAPTIVE = ("adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "radam", "adamax")
 
 
@@ -714,7 +737,7 @@ def internals(
     """
     if optimizer_name not in ADAPTIVE:
         return None
-    h = _opt.create(optimizer_name, **params).hyper
+    h = _hyper(optimizer_name, params)
     st = _state_rows(optimizer_name, state)
     t = st["step"]
     if t < 1 and not (optimizer_name == "adagrad" and h["initial_accumulator_value"] > 0):

@@ -475,9 +475,9 @@ class Simulation:
 
     def _own_state(self, i: int) -> Any:
         r = self._runs[i]
-        if self._groups is not None:
+        if self._groups is not None and r.state is None:
             for g in self._groups:
-                if i in g.members:
+                if g.members[0] <= i <= g.members[-1] and i in g.members:
                     k = g.members.index(i)
                     return type(g.state)(*(np.array(f[k : k + 1]) for f in g.state))
         if r.state is None:

@@ -137,6 +137,7 @@ class Explainer:
                 self.update_field()
         elif key == "gd_step":
             c.set_overlay_visible("gd_step", on)
+            self.window.worker.post("gd_steps", on)
         else:
             c.set_step_boxes_visible(on)
             self.window.worker.post("internals", on)

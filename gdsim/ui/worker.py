@@ -54,7 +54,8 @@ class FramePacket:
     # (None for a run without one); empty unless a view asked for them ("internals" message).
     internals: tuple[Internals | None, ...] = ()
     # (n_runs, 2) −lr·∇f at the point the last step started from: the plain gradient-descent
-    # counterpart of ``frame.deltas`` (zeros before a run's first step).
+    # counterpart of ``frame.deltas`` (zeros before a run's first step); None unless asked
+    # for ("gd_steps" message).
     gd_steps: np.ndarray | None = None
 
 
@@ -87,6 +88,7 @@ class SimulationWorker(QThread):
         self._rate = 0.0
         self._dirty = False
         self._want_internals = False
+        self._want_gd_steps = False
 
     # -- called from the GUI thread ---------------------------------------------------------
     def post(self, *message: Any) -> None:
@@ -219,7 +221,7 @@ class SimulationWorker(QThread):
                 self._playing,
                 self._rate if self._playing else 0.0,
                 self._internals(sim, frame) if self._want_internals else (),
-                self._gd_steps(sim, frame),
+                self._gd_steps(sim, frame) if self._want_gd_steps else None,
             )
         )
 
@@ -326,6 +328,8 @@ class SimulationWorker(QThread):
             self._sync_run(sim, *args)
         elif kind == "internals":
             self._want_internals = bool(args[0])
+        elif kind == "gd_steps":
+            self._want_gd_steps = bool(args[0])
         elif kind == "explain":
             token, run_id = args
             self._explain(sim, token, run_id)

@@ -95,7 +95,8 @@ def test_gradient_field_appears_and_disappears_from_the_view_menu(make_window, q
     window = make_window(path)
     contour = window.contour
     act = window.explainer.act_field
-    assert act in window.menuBar().actions()[3].menu().actions()  # in the View menu
+    view_menu = next(m.menu() for m in window.menuBar().actions() if m.text() == "&View")
+    assert act in view_menu.actions()
     assert "downhill" in act.toolTip()
     before, ratio = shot(contour, "explain_field_off")
     toggle(qtbot, window, act)
@@ -214,7 +215,7 @@ def test_explain_next_and_apply_lands_where_it_said(make_window, qtbot, tmp_path
     qtbot.waitUntil(lambda: int(window.packet.frame.step[0]) == 4, timeout=5000)
     wait_drawn(qtbot, window)
     landed = window.packet.frame.positions[0]
-    np.testing.assert_allclose(landed, ex.new_position, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(landed, ex.new_position)  # exactly, to the last bit
     assert "Step applied" in panel.caption.text()
     assert contour.explanation_shown() is None
     # the red ball is drawn at the explained position
@@ -265,3 +266,37 @@ def test_explaining_a_noisy_adam_run_and_a_stale_explanation_is_cleared(
     qtbot.waitUntil(lambda: panel.explanation() is None, timeout=5000)
     assert window.contour.explanation_shown() is None
     assert "cleared" in panel.caption.text()
+
+
+def test_a_diverged_run_is_not_explained_and_reset_clears_an_explanation(
+    make_window, qtbot, tmp_path
+):
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [
+            run("Wild", "sgd", {"lr": 1.5}, (1.5, 1.2), "#ff0000"),
+            run("Calm", "sgd", {"lr": 0.05}, (-1.5, -1.0), "#3060ff"),
+        ],
+    )
+    window = make_window(path)
+    panel = window.explainer.panel
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.packet.frame.status[0].value == "diverged", timeout=10000)
+    press(qtbot, window, Qt.Key.Key_Space)
+    wait_drawn(qtbot, window)
+    panel.run_combo.setCurrentIndex(0)
+    panel.run_combo.activated.emit(0)
+    press(qtbot, window, Qt.Key.Key_E)
+    qtbot.waitUntil(lambda: "diverged" in panel.caption.text(), timeout=5000)
+    assert panel.explanation() is None and not panel.next_button.isEnabled()
+    assert not window._playing()
+    # the calm run is explained; a reset (R) then makes the explanation stale: cleared
+    panel.run_combo.setCurrentIndex(1)
+    panel.run_combo.activated.emit(1)
+    press(qtbot, window, Qt.Key.Key_E)
+    qtbot.waitUntil(lambda: panel.explanation() is not None, timeout=5000)
+    assert panel.explanation().step > 1
+    press(qtbot, window, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: panel.explanation() is None, timeout=5000)
+    assert window.contour.explanation_shown() is None
