@@ -91,7 +91,7 @@ class Explanation(NamedTuple):
     """The next step of one run: its stages, the resulting delta and where the ball lands."""
 
     optimizer: str
-    step: int  # t of this update (1 for the first step)
+    step: int  # the optimizer's t for this update (1 on its first step; restarts with it)
     position: Array  # (2,) θ before the step
     gradient: Array  # (2,) the gradient this step uses (noise included)
     lr: float

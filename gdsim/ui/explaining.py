@@ -206,7 +206,7 @@ class Explainer:
             return
         generation = w.packet.generation if w.packet is not None else -1
         self._context = (run_id, int(rs.steps), generation)
-        self.panel.show_explanation(label, ex)
+        self.panel.show_explanation(label, ex, int(rs.steps) + 1)
 
     def _show_stage(self, index: int) -> None:
         ex = self.panel.explanation()

@@ -157,10 +157,12 @@ class ExplainPanel(QWidget):
     def stage(self) -> int:
         return self._index
 
-    def show_explanation(self, label: str, explanation: Any) -> None:
-        """Show the stages of ``explanation`` (gdsim.engine.explain.Explanation), first stage."""
+    def show_explanation(self, label: str, explanation: Any, run_step: int) -> None:
+        """Show the stages of ``explanation`` (gdsim.engine.explain.Explanation), first stage;
+        ``run_step`` is the run's step number this update will be."""
         self._explanation = explanation
         self._label = label
+        self._run_step = int(run_step)
         self.stages.blockSignals(True)
         self.stages.clear()
         for k, st in enumerate(explanation.stages):
@@ -179,7 +181,7 @@ class ExplainPanel(QWidget):
         self.stages.setCurrentRow(index)
         self.stages.blockSignals(False)
         head = (
-            f"<b>{self._label}</b>, step {ex.step} ({ex.optimizer}, lr {ex.lr:.4g}) — "
+            f"<b>{self._label}</b>, step {self._run_step} ({ex.optimizer}, lr {ex.lr:.4g}) — "
             f"stage {index + 1} of {len(ex.stages)}: <b>{st.title}</b>"
         )
         self.caption.setText(f"{head}<br>{_html(st.caption)}")
