@@ -119,6 +119,10 @@ def test_gradient_field_appears_and_disappears_from_the_view_menu(make_window, q
         and json.loads(QSettings().value("view/map_overlays"))["field"]
     )
     assert "downhill" in contour._legend.text() and contour._legend.isVisible()
+    # remembered: a new window starts with the field shown
+    second = make_window(path)
+    assert second.explainer.act_field.isChecked() and second.contour.gradient_field_visible()
+    second.close()
     toggle(qtbot, window, act)
     off, _ = shot(contour, "explain_field_off_again")
     assert light(off).sum() <= grey_before + 50

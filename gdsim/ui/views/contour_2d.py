@@ -754,13 +754,17 @@ class Contour2DView(pg.PlotWidget):
             item.setVisible(len(seg) > 0)
 
     def _update_legend(self) -> None:
-        """A small key for the map-only overlays: what each colour is, which way, how scaled."""
+        """A small key for the overlays shown: what each colour is, which way, how scaled."""
         rows = []
         if self._field_on:
             how = "log length" if self._field_log else "length ∝ |∇f|"
             rows.append((FIELD_COLOR, f"−∇f field: downhill ({how})"))
-        if self._overlay_on.get("step") and self._shared_scale is not None:
-            rows.append((OVERLAY_COLORS["step"], "step taken (last)"))
+        if self._overlay_on.get("gradient"):
+            rows.append((OVERLAY_COLORS["gradient"], "−∇f at each ball: downhill"))
+        if self._overlay_on.get("velocity"):
+            rows.append((OVERLAY_COLORS["velocity"], "velocity / first moment"))
+        if self._overlay_on.get("step"):
+            rows.append((OVERLAY_COLORS["step"], "last step taken"))
         if self._overlay_on.get("gd_step"):
             rows.append((MAP_OVERLAY_COLORS["gd_step"], "−lr·∇f: plain GD step"))
         if self._boxes_on:
