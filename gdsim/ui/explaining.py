@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
 
+from gdsim.engine.simulation import Status
 from gdsim.ui.panels.explain import ExplainPanel, step_boxes
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ class Explainer:
         self.panel = ExplainPanel()
         self._token = 0
         self._pending: int | None = None
-        # (run id, steps taken when explained, generation) of the explanation shown
+        # (run id, steps taken when explained, first packet serial after it) of the
+        # explanation shown
         self._context: tuple[int, int, int] | None = None
         self._applying = False
         self._field_key: tuple | None = None
@@ -193,7 +195,9 @@ class Explainer:
         self._pending = self._token
         w.worker.post("explain", self._token, run_id)
 
-    def _on_explained(self, token: Any, run_id: int, rs: Any, ex: Any, error: str) -> None:
+    def _on_explained(
+        self, token: Any, run_id: int, rs: Any, ex: Any, error: str, serial: int
+    ) -> None:
         if token != self._pending:
             return  # an older request, or one cleared since
         self._pending = None
@@ -204,8 +208,7 @@ class Explainer:
         if ex is None:
             self.panel.show_message(f"{label}: {error}")
             return
-        generation = w.packet.generation if w.packet is not None else -1
-        self._context = (run_id, int(rs.steps), generation)
+        self._context = (run_id, int(rs.steps), serial)
         self.panel.show_explanation(label, ex, int(rs.steps) + 1)
 
     def _show_stage(self, index: int) -> None:
@@ -262,20 +265,22 @@ class Explainer:
         self.panel.follow_selection(w._selected)
         if self._context is None:
             return
-        run_id, steps, generation = self._context
-        if run_id not in packet.ids or packet.generation != generation:
+        run_id, steps, serial = self._context
+        if packet.serial < serial:
+            return  # sent before the explanation: it says nothing about it
+        if run_id not in packet.ids:
             self.clear()
             return
-        now = int(packet.frame.step[packet.ids.index(run_id)])
-        if now == steps:
-            return
+        i = packet.ids.index(run_id)
+        now = int(packet.frame.step[i])
         if self._applying and now == steps + 1:
-            position = packet.frame.positions[packet.ids.index(run_id)]
             self._context, self._applying = None, False
             w.contour.clear_explanation()
-            self.panel.applied(np.array(position))
-            return
-        self.clear()
+            self.panel.applied(np.array(packet.frame.positions[i]))
+        elif self._applying and packet.frame.status[i] is not Status.RUNNING:
+            self.clear(f"The step was taken and the run {packet.frame.status[i].value}.")
+        elif now != steps:
+            self.clear()
 
 
 def _wide_range(g: np.ndarray) -> bool:

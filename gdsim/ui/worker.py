@@ -57,13 +57,15 @@ class FramePacket:
     # counterpart of ``frame.deltas`` (zeros before a run's first step); None unless asked
     # for ("gd_steps" message).
     gd_steps: np.ndarray | None = None
+    serial: int = 0  # counts packets: tells a reply to a message from packets sent before it
 
 
 class SimulationWorker(QThread):
     packetReady = Signal(object)
     snapshotReady = Signal(object, object)  # (token, a deep copy of the Simulation)
-    #: (token, run id, RunState, Explanation or None, error text or "") for an "explain" message
-    explained = Signal(object, object, object, object, str)
+    #: (token, run id, RunState, Explanation or None, error text or "", serial of the next
+    #: packet: packets with a smaller serial were sent before the reply) for "explain"
+    explained = Signal(object, object, object, object, str, int)
     failed = Signal(str)
 
     def __init__(self, parent: Any = None) -> None:
@@ -89,6 +91,7 @@ class SimulationWorker(QThread):
         self._dirty = False
         self._want_internals = False
         self._want_gd_steps = False
+        self._serial = 0
 
     # -- called from the GUI thread ---------------------------------------------------------
     def post(self, *message: Any) -> None:
@@ -212,6 +215,7 @@ class SimulationWorker(QThread):
             self._sent[run_id] = k + len(h.losses)
             chunks.append(TrailChunk(self._epochs[run_id], h.first, h.positions, h.losses))
         frame = sim.frame()
+        self._serial += 1
         self.packetReady.emit(
             FramePacket(
                 self._generation,
@@ -222,6 +226,7 @@ class SimulationWorker(QThread):
                 self._rate if self._playing else 0.0,
                 self._internals(sim, frame) if self._want_internals else (),
                 self._gd_steps(sim, frame) if self._want_gd_steps else None,
+                self._serial,
             )
         )
 
@@ -346,12 +351,12 @@ class SimulationWorker(QThread):
         """Pause, and answer with the run's next step told in stages (or why it cannot be)."""
         self._playing = False
         if sim is None or run_id not in self._ids:
-            self.explained.emit(token, run_id, None, None, "no such run")
+            self.explained.emit(token, run_id, None, None, "no such run", self._serial + 1)
             return
         rs = sim.run_state(self._ids.index(run_id))
         if rs.state is None or rs.status is not Status.RUNNING:
             why = f"this run has {rs.status.value}: reset it to explain a step"
-            self.explained.emit(token, run_id, rs, None, why)
+            self.explained.emit(token, run_id, rs, None, why, self._serial + 1)
             return
         try:
             ex = explain(
@@ -366,9 +371,9 @@ class SimulationWorker(QThread):
                 noise=rs.noise,
             )
         except ValueError as exc:
-            self.explained.emit(token, run_id, rs, None, str(exc))
+            self.explained.emit(token, run_id, rs, None, str(exc), self._serial + 1)
             return
-        self.explained.emit(token, run_id, rs, ex, "")
+        self.explained.emit(token, run_id, rs, ex, "", self._serial + 1)
 
     def _sync_run(self, sim: Simulation, run_id: int, spec: RunSpec) -> None:
         """Bring one run to `spec`, keeping position and optimizer state wherever that is honest."""
