@@ -98,6 +98,7 @@ class Explainer:
         p.explainRequested.connect(self._ask)
         p.stageChanged.connect(self._show_stage)
         p.applyRequested.connect(self._apply)
+        p.runChanged.connect(lambda: self.clear("") if self._context is not None else None)
         window.worker.explained.connect(self._on_explained)
         doc = window.doc
         doc.loaded.connect(self._loaded)

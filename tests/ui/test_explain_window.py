@@ -304,3 +304,16 @@ def test_a_diverged_run_is_not_explained_and_reset_clears_an_explanation(
     press(qtbot, window, Qt.Key.Key_R)
     qtbot.waitUntil(lambda: panel.explanation() is None, timeout=5000)
     assert window.contour.explanation_shown() is None
+    # picking another surface clears it too; so does picking another run to explain
+    press(qtbot, window, Qt.Key.Key_E)
+    qtbot.waitUntil(lambda: panel.explanation() is not None, timeout=5000)
+    combo = window.surface_panel.combo
+    combo.setCurrentIndex(combo.findData("ravine"))
+    qtbot.waitUntil(lambda: panel.explanation() is None, timeout=5000)
+    assert "surface changed" in panel.caption.text()
+    assert window.contour.explanation_shown() is None
+    press(qtbot, window, Qt.Key.Key_E)
+    qtbot.waitUntil(lambda: panel.explanation() is not None, timeout=5000)
+    panel.run_combo.setCurrentIndex(0)
+    panel.run_combo.activated.emit(0)
+    assert panel.explanation() is None and window.contour.explanation_shown() is None

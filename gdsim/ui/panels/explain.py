@@ -48,6 +48,8 @@ class ExplainPanel(QWidget):
     stageChanged = Signal(int)
     #: Take the explained step.
     applyRequested = Signal()
+    #: Another run was chosen here (by the person, or by following the selection).
+    runChanged = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,8 +133,10 @@ class ExplainPanel(QWidget):
 
     def follow_selection(self, run_id: int | None) -> None:
         """The selected run becomes the default, until the person picks one here."""
-        if run_id in self._ids and (self._follow_selection or self.current_run() is None):
+        following = self._follow_selection or self.current_run() is None
+        if following and run_id in self._ids and run_id != self.current_run():
             self.run_combo.setCurrentIndex(self._ids.index(run_id))
+            self.runChanged.emit()
 
     def current_run(self) -> int | None:
         data = self.run_combo.currentData()
@@ -140,7 +144,7 @@ class ExplainPanel(QWidget):
 
     def _picked(self, _index: int) -> None:
         self._follow_selection = False
-        self.clear("")
+        self.runChanged.emit()
 
     # ------------------------------------------------------------------ explanation
     def request(self) -> None:
