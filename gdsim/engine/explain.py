@@ -565,7 +565,8 @@ def _adamax(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
     m = _lerp(st["exp_avg"], g, 1.0 - beta1)
     s.add(
         "First moment",
-        f"m ← β₁m + (1 − β₁)g = {fmt_vec(m)}",
+        f"m ← β₁m + (1 − β₁)g = {fmt(beta1)} × {fmt_vec(st['exp_avg'])} + {fmt(1 - beta1)} × "
+        f"{fmt_vec(g)} = {fmt_vec(m)}",
         s.arrow("velocity", m, "m"),
     )
     u = np.maximum(st["exp_inf"] * beta2, np.abs(g) + eps)
@@ -628,7 +629,11 @@ def _lion(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
         s.box(np.full(2, lr), "γ per axis"),
     )
     m = st["exp_avg"] * beta2 + g * (1.0 - beta2)
-    s.add("Momentum for next time", f"m ← β₂m + (1 − β₂)g = {fmt_vec(m)}")
+    s.add(
+        "Momentum for next time",
+        f"m ← β₂m + (1 − β₂)g = {fmt(beta2)} × {fmt_vec(st['exp_avg'])} + {fmt(1 - beta2)} × "
+        f"{fmt_vec(g)} = {fmt_vec(m)} (used from the next step on)",
+    )
     return s.finish(d * -lr, g * -lr, how)[0]
 
 
