@@ -354,6 +354,8 @@ class Contour2DView(pg.PlotWidget):
         for shadow, arrow in self._arrows.values():
             shadow.hide()
             arrow.hide()
+        self._box_items.hide()
+        self._box_shadow.hide()
         if self._selected is not None and self._selected >= len(colors):
             self._selected = None
         self._last_frame = None
