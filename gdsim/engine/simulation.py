@@ -27,6 +27,7 @@ before the row count that makes them visible is raised.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ __all__ = [
     "Frame",
     "RunHistory",
     "RunSpec",
+    "RunState",
     "Simulation",
     "Status",
     "StopRules",
@@ -138,6 +140,28 @@ class RunHistory(NamedTuple):
     gradients: np.ndarray  # (m, 2)
     lrs: np.ndarray  # (m,) learning rate the step from that row uses
     first: int  # the step index of row 0 of these arrays
+
+
+class RunState(NamedTuple):
+    """What one run's *next* step will use, for explaining it (``Simulation.run_state``).
+
+    ``state`` is the run's own optimizer state rows (copies), None once the run has stopped.
+    ``gradient`` = ``true_gradient`` + ``noise``: exactly the vector the next ``step`` hands to
+    the optimizer. ``hessian`` (2, 2) only for optimizers that need it (Newton).
+    """
+
+    index: int
+    optimizer: str
+    params: dict[str, Any]
+    state: Any
+    position: np.ndarray  # (2,)
+    true_gradient: np.ndarray  # (2,) noise-free gradient at the position
+    noise: np.ndarray  # (2,) this step's gradient noise (zeros without noise)
+    gradient: np.ndarray  # (2,) the gradient the next step uses
+    lr: float  # the learning rate the next step uses (schedules included)
+    steps: int  # steps taken so far
+    status: Status
+    hessian: np.ndarray | None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -411,6 +435,68 @@ class Simulation:
         return RunHistory(
             _readonly(pos[k:n]), _readonly(loss[k:n]), _readonly(grad[k:n]), _readonly(lr[k:n]), k
         )
+
+    def run_state(self, i: int) -> RunState:
+        """Run ``i``'s next step as the engine will take it, without taking it.
+
+        The optimizer state is the run's own rows even while it is grouped with others; the
+        noise is peeked from a copy of the run's generator, so stepping afterwards draws the
+        very same numbers. Read-only: nothing of the simulation changes.
+        """
+        r = self._run(i)
+        index = i % len(self._runs)
+        last = r.hist.n - 1
+        pos = r.hist.pos[last].copy()
+        true_grad, noise = self._next_gradient(r)
+        hessian = None
+        if r.opt.info.needs_hessian:
+            with np.errstate(all="ignore"):
+                hessian = np.asarray(self._surface.hessian(pos[None]), dtype=float).reshape(2, 2)
+        return RunState(
+            index,
+            r.spec.optimizer,
+            dict(r.spec.params),
+            self._own_state(index),
+            pos,
+            true_grad,
+            noise,
+            true_grad + noise,
+            float(r.hist.lr[last]),
+            r.steps,
+            r.status,
+            hessian,
+        )
+
+    def optimizer_state(self, i: int) -> Any:
+        """Copies of run ``i``'s own optimizer state rows (None once it has stopped): cheaper
+        than ``run_state`` when only the state is wanted (per-axis internals every frame)."""
+        self._run(i)
+        return self._own_state(i % len(self._runs))
+
+    def _own_state(self, i: int) -> Any:
+        r = self._runs[i]
+        if self._groups is not None and r.state is None:
+            for g in self._groups:
+                if g.members[0] <= i <= g.members[-1] and i in g.members:
+                    k = g.members.index(i)
+                    return type(g.state)(*(np.array(f[k : k + 1]) for f in g.state))
+        if r.state is None:
+            return None
+        return type(r.state)(*(np.array(f) for f in r.state))
+
+    def _next_gradient(self, r: _Run) -> tuple[np.ndarray, np.ndarray]:
+        """(true gradient, noise) the next step of run ``r`` adds up to its gradient.
+
+        The one place that says which gradient a step uses: ``_chunk`` draws the noise as
+        ``noise * rng.standard_normal((T, 2))`` in step order, so the next step's noise is the
+        first row drawn from a copy of the generator. (Mini-batch gradients extend this.)
+        """
+        true_grad = r.hist.grad[r.hist.n - 1].copy()
+        noise = np.zeros(2)
+        if r.spec.noise > 0 and r.rng is not None:
+            rng = copy.deepcopy(r.rng)
+            noise = r.spec.noise * rng.standard_normal((1, 2))[0]
+        return true_grad, noise
 
     def frame(self) -> Frame:
         """A snapshot of every run now, safe to hand to another thread."""

@@ -49,6 +49,7 @@ from gdsim.export.data import format_for, write_trajectories
 from gdsim.resources import resource
 from gdsim.scenario import Scenario, ScenarioError
 from gdsim.ui.document import Document
+from gdsim.ui.explaining import Explainer
 from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, with_progress
 from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
@@ -81,6 +82,9 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li><b>Ctrl+Shift+F</b> export a figure or animation (as <code>gdsim render</code> draws it),
 <b>Ctrl+Shift+R</b> record the 3-D view to GIF/MP4.</li>
 <li>Sweep tab: the outcome map over two hyperparameters; click a cell to run with it.</li>
+<li><b>E</b> explains the selected run's next step in stages on the contour map (Explain tab;
+<b>.</b> / <b>,</b> next / previous stage, <b>Shift+E</b> applies it); View menu: downhill
+gradient field, plain GD step −lr·∇f, per-axis effective step boxes of adaptive optimizers.</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
@@ -317,6 +321,8 @@ class MainWindow(QMainWindow):
         self.doc.settingsChanged.connect(self._on_settings_changed)
         self.doc.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
+        self._build_explain()
+
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
         self._timer.timeout.connect(self._redraw)
@@ -330,6 +336,14 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.docks[title] = dock
+
+    def _build_explain(self) -> None:
+        """Seeing the mathematics on the map: the explainer dock and the map-only overlays."""
+        self.explainer = Explainer(self)
+        self._add_dock("Explain", self.explainer.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Sweep"], self.docks["Explain"])
+        self.docks["Runs"].raise_()
+        self.explainer.add_dock_toggle(self.docks["Explain"])
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable=False) -> QAction:
         action = QAction(text, self)
@@ -953,7 +967,10 @@ class MainWindow(QMainWindow):
             gradients=f.gradients,
             velocities=f.velocities,
             steps=f.deltas,
+            gd_steps=packet.gd_steps,
+            step_boxes=self.explainer.step_boxes(packet),
         )
+        self.explainer.on_drawn(packet)
         # The loss curves and the numbers change little between frames but cost as much as
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 
+from gdsim.engine.explain import Internals, explain, internals
 from gdsim.engine.simulation import Frame, RunSpec, Simulation, Status, StopRules
 from gdsim.engine.surfaces import Surface
 
@@ -49,11 +50,22 @@ class FramePacket:
     trails: tuple[TrailChunk, ...]
     playing: bool
     steps_per_second: float  # measured engine rate while playing
+    # Per run, the adaptive optimizers' per-axis accumulators and effective learning rates
+    # (None for a run without one); empty unless a view asked for them ("internals" message).
+    internals: tuple[Internals | None, ...] = ()
+    # (n_runs, 2) −lr·∇f at the point the last step started from: the plain gradient-descent
+    # counterpart of ``frame.deltas`` (zeros before a run's first step); None unless asked
+    # for ("gd_steps" message).
+    gd_steps: np.ndarray | None = None
+    serial: int = 0  # counts packets: tells a reply to a message from packets sent before it
 
 
 class SimulationWorker(QThread):
     packetReady = Signal(object)
     snapshotReady = Signal(object, object)  # (token, a deep copy of the Simulation)
+    #: (token, run id, RunState, Explanation or None, error text or "", serial of the next
+    #: packet: packets with a smaller serial were sent before the reply) for "explain"
+    explained = Signal(object, object, object, object, str, int)
     failed = Signal(str)
 
     def __init__(self, parent: Any = None) -> None:
@@ -77,6 +89,9 @@ class SimulationWorker(QThread):
         self._credit = 0.0
         self._rate = 0.0
         self._dirty = False
+        self._want_internals = False
+        self._want_gd_steps = False
+        self._serial = 0
 
     # -- called from the GUI thread ---------------------------------------------------------
     def post(self, *message: Any) -> None:
@@ -199,16 +214,50 @@ class SimulationWorker(QThread):
             h = sim.history_since(i, k)
             self._sent[run_id] = k + len(h.losses)
             chunks.append(TrailChunk(self._epochs[run_id], h.first, h.positions, h.losses))
+        frame = sim.frame()
+        self._serial += 1
         self.packetReady.emit(
             FramePacket(
                 self._generation,
                 tuple(self._ids),
-                sim.frame(),
+                frame,
                 tuple(chunks),
                 self._playing,
                 self._rate if self._playing else 0.0,
+                self._internals(sim, frame) if self._want_internals else (),
+                self._gd_steps(sim, frame) if self._want_gd_steps else None,
+                self._serial,
             )
         )
+
+    @staticmethod
+    def _internals(sim: Simulation, frame: Frame) -> tuple[Internals | None, ...]:
+        out: list[Internals | None] = []
+        for i, spec in enumerate(sim.runs):
+            state = sim.optimizer_state(i)
+            if state is None:
+                out.append(None)
+                continue
+            try:
+                got = internals(
+                    spec.optimizer, spec.params, state, frame.gradients[i], float(frame.lrs[i])
+                )
+            except ValueError:
+                got = None
+            out.append(got)
+        return tuple(out)
+
+    @staticmethod
+    def _gd_steps(sim: Simulation, frame: Frame) -> np.ndarray:
+        out = np.zeros((sim.n_runs, 2))
+        for i in range(sim.n_runs):
+            k = int(frame.step[i])
+            if k > 0:
+                h = sim.history_since(i, k - 1)
+                if len(h.lrs):
+                    out[i] = -h.lrs[0] * h.gradients[0]
+        out.flags.writeable = False
+        return out
 
     def _restarted(self, run_id: int) -> None:
         self._epochs[run_id] = self._epochs.get(run_id, 0) + 1
@@ -282,6 +331,49 @@ class SimulationWorker(QThread):
             self.snapshotReady.emit(args[0], copy.deepcopy(sim))
         elif kind == "run" and sim is not None:
             self._sync_run(sim, *args)
+        elif kind == "internals":
+            self._want_internals = bool(args[0])
+        elif kind == "gd_steps":
+            self._want_gd_steps = bool(args[0])
+        elif kind == "explain":
+            token, run_id = args
+            self._explain(sim, token, run_id)
+        elif kind == "apply_step" and sim is not None:
+            # Take exactly the explained step: only if the run is still where it was explained.
+            run_id, steps = args
+            self._playing = False
+            i = self._ids.index(run_id) if run_id in self._ids else -1
+            if i < 0 or sim.steps_taken(i) != steps or sim.status(i) is not Status.RUNNING:
+                raise ValueError("the explained step is out of date; explain it again")
+            sim.step(1)
+
+    def _explain(self, sim: Simulation | None, token: Any, run_id: int) -> None:
+        """Pause, and answer with the run's next step told in stages (or why it cannot be)."""
+        self._playing = False
+        if sim is None or run_id not in self._ids:
+            self.explained.emit(token, run_id, None, None, "no such run", self._serial + 1)
+            return
+        rs = sim.run_state(self._ids.index(run_id))
+        if rs.state is None or rs.status is not Status.RUNNING:
+            why = f"this run has {rs.status.value}: reset it to explain a step"
+            self.explained.emit(token, run_id, rs, None, why, self._serial + 1)
+            return
+        try:
+            ex = explain(
+                rs.optimizer,
+                rs.params,
+                rs.state,
+                rs.position,
+                rs.gradient,
+                rs.lr,
+                hessian=rs.hessian,
+                true_gradient=rs.true_gradient,
+                noise=rs.noise,
+            )
+        except ValueError as exc:
+            self.explained.emit(token, run_id, rs, None, str(exc), self._serial + 1)
+            return
+        self.explained.emit(token, run_id, rs, ex, "", self._serial + 1)
 
     def _sync_run(self, sim: Simulation, run_id: int, spec: RunSpec) -> None:
         """Bring one run to `spec`, keeping position and optimizer state wherever that is honest."""

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
 from gdsim.ui.views import colormaps
 from gdsim.ui.views.geometry import (
@@ -29,6 +29,22 @@ from gdsim.ui.views.geometry import (
 OVERLAY_KINDS = colormaps.OVERLAY_KINDS
 OVERLAY_COLORS = colormaps.OVERLAY_COLORS
 MAX_TRAIL_POINTS = 5000
+#: Overlays only the map has: the plain gradient-descent step −lr·∇f beside the step taken.
+MAP_OVERLAY_KINDS: tuple[str, ...] = ("gd_step",)
+MAP_OVERLAY_COLORS: dict[str, str] = {"gd_step": "#4fc3ff"}
+#: Per-axis effective step boxes of adaptive optimizers, and the downhill field.
+BOX_COLOR = "#00e5a0"
+FIELD_COLOR = "#d8d8d8"
+#: Colours of the explainer's arrows by kind (see gdsim.engine.explain.Arrow).
+EXPLAIN_COLORS: dict[str, str] = {
+    "gradient": "#ffffff",
+    "decay": "#9cff57",
+    "velocity": "#ffb000",
+    "step": "#ff4fd8",
+    "gd_step": "#4fc3ff",
+}
+#: A displacement shorter than this fraction of the box is magnified for drawing (and says so).
+_TINY_STEP = 0.03
 
 
 def _color(color: str, alpha: int = 255) -> QColor:
@@ -120,6 +136,17 @@ class _SplitTrail:
         self.new.show()
 
 
+def _box_segments(centers: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """The four sides of axis-aligned rectangles as (8k, 2) segment end points."""
+    c = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+    h = np.asarray(half, dtype=np.float64).reshape(-1, 2)
+    if len(c) == 0:
+        return np.empty((0, 2))
+    corners = [c + h * np.array(s) for s in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    sides = [np.stack([corners[k], corners[(k + 1) % 4]], axis=1) for k in range(4)]
+    return np.concatenate(sides, axis=0).reshape(-1, 2)
+
+
 class Contour2DView(pg.PlotWidget):
     """Top view of the surface with runs, minima, draggable starts and arrow overlays."""
 
@@ -191,12 +218,13 @@ class Contour2DView(pg.PlotWidget):
             self.addItem(item, ignoreBounds=True)
 
         self._arrows: dict[str, tuple[pg.PlotCurveItem, pg.PlotCurveItem]] = {}
-        for kind in OVERLAY_KINDS:
+        for kind in OVERLAY_KINDS + MAP_OVERLAY_KINDS:
             shadow = pg.PlotCurveItem(
                 pen=pg.mkPen(0, 0, 0, 170, width=4.5), connect="pairs", antialias=True
             )
+            color = OVERLAY_COLORS.get(kind) or MAP_OVERLAY_COLORS[kind]
             arrow = pg.PlotCurveItem(
-                pen=pg.mkPen(OVERLAY_COLORS[kind], width=2.2), connect="pairs", antialias=True
+                pen=pg.mkPen(color, width=2.2), connect="pairs", antialias=True
             )
             for z, item in ((30, shadow), (31, arrow)):
                 _antialiased_path(item)
@@ -204,7 +232,7 @@ class Contour2DView(pg.PlotWidget):
                 item.hide()
                 self.addItem(item, ignoreBounds=True)
             self._arrows[kind] = (shadow, arrow)
-        self._overlay_on = dict.fromkeys(OVERLAY_KINDS, False)
+        self._overlay_on = dict.fromkeys(OVERLAY_KINDS + MAP_OVERLAY_KINDS, False)
 
         self._selected: int | None = None
         self._box = ((-1.0, 1.0), (-1.0, 1.0))
@@ -212,6 +240,7 @@ class Contour2DView(pg.PlotWidget):
         self._last_frame: dict | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.getViewBox().sigRangeChanged.connect(self._range_changed)
+        self._build_explain_items()
 
     # ------------------------------------------------------------------------------ surface
     def set_surface(
@@ -325,6 +354,8 @@ class Contour2DView(pg.PlotWidget):
         for shadow, arrow in self._arrows.values():
             shadow.hide()
             arrow.hide()
+        self._box_items.hide()
+        self._box_shadow.hide()
         if self._selected is not None and self._selected >= len(colors):
             self._selected = None
         self._last_frame = None
@@ -360,11 +391,15 @@ class Contour2DView(pg.PlotWidget):
         gradients: np.ndarray | None = None,
         velocities: np.ndarray | None = None,
         steps: np.ndarray | None = None,
+        gd_steps: np.ndarray | None = None,
+        step_boxes: np.ndarray | None = None,
     ) -> None:
         """Draw the latest frame: positions (n, 2), trails[i] (k_i, 2) (extra columns ignored).
 
         A diverged run shows no ball but an X at its last finite point, and a dashed trail.
         `selected` also sets which run a plain click moves (see set_selected).
+        `gd_steps` (n, 2): the plain gradient-descent step −lr·∇f for each ball; `step_boxes`
+        (n, 2): half-sides of each ball's per-axis effective step box (NaN rows: none).
         """
         n = len(self._trails)
         positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
@@ -380,6 +415,8 @@ class Contour2DView(pg.PlotWidget):
             gradients=gradients,
             velocities=velocities,
             steps=steps,
+            gd_steps=gd_steps,
+            step_boxes=step_boxes,
         )
         (x0, x1), (y0, y1) = self._box
         sx, sy = x1 - x0, y1 - y0
@@ -449,7 +486,9 @@ class Contour2DView(pg.PlotWidget):
             self._ring.setData(pos=positions[selected : selected + 1])
         else:
             self._ring.clear()
-        self._draw_arrows(positions, visible, diverged, gradients, velocities, steps)
+        self._draw_arrows(
+            positions, visible, diverged, gradients, velocities, steps, gd_steps, step_boxes
+        )
 
     def _trail_cell(self) -> np.ndarray:
         """Trails are thinned to a grid of half a pixel (see TrailThinner)."""
@@ -474,8 +513,19 @@ class Contour2DView(pg.PlotWidget):
             if self._last_frame is not None:
                 self.update_runs(**self._last_frame)
 
-    def _draw_arrows(self, positions, visible, diverged, gradients, velocities, steps) -> None:
+    def _draw_arrows(
+        self,
+        positions,
+        visible,
+        diverged,
+        gradients,
+        velocities,
+        steps,
+        gd_steps=None,
+        step_boxes=None,
+    ) -> None:
         vectors = {"gradient": gradients, "velocity": velocities, "step": steps}
+        vectors["gd_step"] = gd_steps
         ok = (
             np.asarray(visible, bool)
             & ~np.asarray(diverged, bool)
@@ -483,6 +533,11 @@ class Contour2DView(pg.PlotWidget):
         )
         (x0, x1), (y0, y1) = self._box
         span = max(x1 - x0, y1 - y0)
+        # With the GD step or the boxes on, steps, GD steps and boxes share one linear scale,
+        # so their lengths compare honestly (the legend says by how much they are magnified).
+        shared = self._displacement_scale(ok, steps, gd_steps, span)
+        self._draw_step_boxes(positions, ok, step_boxes)
+        self._update_legend()
         for kind, (shadow, arrow) in self._arrows.items():
             v = vectors[kind]
             if not self._overlay_on[kind] or v is None or not ok.any():
@@ -492,25 +547,330 @@ class Contour2DView(pg.PlotWidget):
             v = np.asarray(v, dtype=np.float64).reshape(-1, 2)[ok]
             if kind == "gradient":
                 v = -v
-            seg = arrow_segments(positions[ok], scale_arrows(v, 0.12 * span)).reshape(-1, 2)
+            if kind in ("step", "gd_step") and shared is not None:
+                v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) * shared
+            else:
+                v = scale_arrows(v, 0.12 * span)
+            seg = arrow_segments(positions[ok], v).reshape(-1, 2)
             for item in (shadow, arrow):
                 item.setData(seg[:, 0], seg[:, 1], connect="pairs")
                 item.setVisible(len(seg) > 0)
 
     # ----------------------------------------------------------------------------- overlays
     def set_overlay_visible(self, kind: str, visible: bool) -> None:
-        """Toggle an arrow overlay: one of OVERLAY_KINDS ("gradient", "velocity", "step")."""
+        """Toggle an arrow overlay: one of OVERLAY_KINDS ("gradient", "velocity", "step") or
+        MAP_OVERLAY_KINDS ("gd_step": −lr·∇f, the plain gradient-descent step)."""
         if kind not in self._overlay_on:
-            raise ValueError(f"Unknown overlay {kind!r}; choose one of {', '.join(OVERLAY_KINDS)}")
+            kinds = ", ".join(OVERLAY_KINDS + MAP_OVERLAY_KINDS)
+            raise ValueError(f"Unknown overlay {kind!r}; choose one of {kinds}")
         self._overlay_on[kind] = bool(visible)
         if not visible:
             for item in self._arrows[kind]:
                 item.hide()
-        elif self._last_frame is not None:
+        if self._last_frame is not None:
             self.update_runs(**self._last_frame)
+        self._update_legend()
 
     def overlay_visible(self, kind: str) -> bool:
         return self._overlay_on[kind]
+
+    # ------------------------------------------------------------- internals and explainer
+    def _build_explain_items(self) -> None:
+        """Items of the gradient field, the effective-step boxes, the legend and the explainer.
+
+        Kept apart from the run items: they change with the surface (the field), with the
+        optimizer state (the boxes) or with the explainer's stage, never with the trails.
+        """
+        self._field_on = False
+        self._field_shadow = pg.PlotCurveItem(
+            pen=pg.mkPen(0, 0, 0, 110, width=3.0), connect="pairs", antialias=True
+        )
+        self._field = pg.PlotCurveItem(
+            pen=pg.mkPen(_color(FIELD_COLOR, 235), width=1.5), connect="pairs", antialias=True
+        )
+        for z, item in ((-20, self._field_shadow), (-19, self._field)):
+            _antialiased_path(item)
+            item.setZValue(z)
+            item.hide()
+            # the field changes with the surface only: a cached picture, like the contours
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            self.addItem(item, ignoreBounds=True)
+        self._field_log = False
+        self._boxes_on = False
+        self._box_shadow = pg.PlotCurveItem(
+            pen=pg.mkPen(0, 0, 0, 170, width=4.0), connect="pairs", antialias=True
+        )
+        self._box_items = pg.PlotCurveItem(
+            pen=pg.mkPen(BOX_COLOR, width=2.0), connect="pairs", antialias=True
+        )
+        for z, item in ((28, self._box_shadow), (29, self._box_items)):
+            _antialiased_path(item)
+            item.setZValue(z)
+            item.hide()
+            self.addItem(item, ignoreBounds=True)
+        self._shared_scale: float | None = None
+        self._box_scale = 1.0
+        self._legend_text = ""
+        # the explainer: one curve per arrow colour, the boxes, points and labels
+        self._ex_shadow = pg.PlotCurveItem(
+            pen=pg.mkPen(0, 0, 0, 190, width=6.0), connect="pairs", antialias=True
+        )
+        self._ex_shadow.setZValue(60)
+        self.addItem(self._ex_shadow, ignoreBounds=True)
+        self._ex_arrows: dict[str, pg.PlotCurveItem] = {}
+        for kind, color in EXPLAIN_COLORS.items():
+            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=3.0), connect="pairs", antialias=True)
+            item.setZValue(61)
+            self.addItem(item, ignoreBounds=True)
+            self._ex_arrows[kind] = item
+        self._ex_boxes = pg.PlotCurveItem(
+            pen=pg.mkPen(BOX_COLOR, width=2.4, style=Qt.PenStyle.DashLine),
+            connect="pairs",
+            antialias=True,
+        )
+        self._ex_boxes.setZValue(59)
+        self.addItem(self._ex_boxes, ignoreBounds=True)
+        self._ex_points = pg.ScatterPlotItem(
+            symbol="o", size=15, brush=None, pen=pg.mkPen(EXPLAIN_COLORS["step"], width=2.5)
+        )
+        self._ex_points.setZValue(62)
+        self.addItem(self._ex_points, ignoreBounds=True)
+        self._ex_labels: list[pg.TextItem] = []
+        for item in (self._ex_shadow, self._ex_boxes, *self._ex_arrows.values()):
+            _antialiased_path(item)
+            item.hide()
+        self._ex_points.hide()
+        self._explanation: tuple | None = None
+        self._legend = QLabel(self)
+        self._legend.setObjectName("contourLegend")
+        self._legend.setStyleSheet(
+            "QLabel#contourLegend { background: rgba(22, 24, 29, 200); color: #e0e0e0;"
+            " border: 1px solid #444; border-radius: 4px; padding: 4px; }"
+        )
+        self._legend.move(58, 8)
+        self._legend.hide()
+
+    # -- the downhill field
+    def set_gradient_field(
+        self, x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, *, log: bool = False
+    ) -> None:
+        """A grid of arrows pointing downhill (−∇f) at (x[i], y[j]); g[i, j] the gradient there.
+
+        Lengths are normalised to the grid cell so the field reads at any scale: proportional
+        to |∇f| / max |∇f|, or with ``log`` to log(1 + |∇f|/m) / log(1 + max/m) (m the median
+        slope), so a surface whose slope spans decades still shows its gentle parts. Call it
+        when the surface or the box changes, not every frame.
+        """
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        gx = np.asarray(gx, dtype=np.float64).reshape(len(x), len(y))
+        gy = np.asarray(gy, dtype=np.float64).reshape(len(x), len(y))
+        px, py = np.meshgrid(x, y, indexing="ij")
+        v = -np.stack([gx.ravel(), gy.ravel()], axis=1)
+        v[~np.isfinite(v).all(axis=1)] = 0.0
+        norms = np.hypot(v[:, 0], v[:, 1])
+        top = float(norms.max()) if norms.size else 0.0
+        cell = min(
+            float(np.min(np.diff(x))) if len(x) > 1 else 1.0,
+            float(np.min(np.diff(y))) if len(y) > 1 else 1.0,
+        )
+        self._field_log = bool(log)
+        if top <= 0:
+            seg = np.empty((0, 2))
+        else:
+            if log:
+                m = float(np.median(norms[norms > 0]))
+                lengths = np.log1p(norms / m) / np.log1p(top / m)
+            else:
+                lengths = norms / top
+            with np.errstate(invalid="ignore", divide="ignore"):
+                unit = np.where(norms[:, None] > 0, v / norms[:, None], 0.0)
+            vec = unit * (lengths * 0.85 * cell)[:, None]
+            origins = np.stack([px.ravel(), py.ravel()], axis=1) - vec / 2  # centred on the node
+            seg = arrow_segments(origins, vec, head_fraction=0.35).reshape(-1, 2)
+        for item in (self._field_shadow, self._field):
+            item.setData(seg[:, 0], seg[:, 1], connect="pairs")
+            item.setVisible(self._field_on and len(seg) > 0)
+        self._update_legend()
+
+    def set_gradient_field_visible(self, visible: bool) -> None:
+        self._field_on = bool(visible)
+        has = self._field.xData is not None and len(self._field.xData) > 0
+        for item in (self._field_shadow, self._field):
+            item.setVisible(self._field_on and has)
+        self._update_legend()
+
+    def gradient_field_visible(self) -> bool:
+        return self._field_on
+
+    # -- the effective-step boxes
+    def set_step_boxes_visible(self, visible: bool) -> None:
+        """Per-axis effective step boxes beside each adaptive ball (data via update_runs)."""
+        self._boxes_on = bool(visible)
+        if self._last_frame is not None:
+            self.update_runs(**self._last_frame)
+        else:
+            self._box_items.hide()
+            self._box_shadow.hide()
+        self._update_legend()
+
+    def step_boxes_visible(self) -> bool:
+        return self._boxes_on
+
+    def _displacement_scale(self, ok, steps, gd_steps, span) -> float | None:
+        """One linear factor for steps and GD steps, so their lengths compare (None when the
+        GD step is off: the step arrows then keep their own square-root scaling)."""
+        if not self._overlay_on.get("gd_step"):
+            self._shared_scale = None
+            return None
+        sizes = [0.0]
+        for arr in (steps, gd_steps):
+            if arr is None or not ok.any():
+                continue
+            a = np.asarray(arr, dtype=np.float64).reshape(-1, 2)[ok]
+            n = np.hypot(a[:, 0], a[:, 1])
+            n = n[np.isfinite(n)]
+            if n.size:
+                sizes.append(float(n.max()))
+        top = max(sizes)
+        scale = 1.0 if top <= 0 or top >= _TINY_STEP * span else 0.12 * span / top
+        self._shared_scale = scale
+        return scale
+
+    def _draw_step_boxes(self, positions, ok, step_boxes) -> None:
+        if not self._boxes_on or step_boxes is None:
+            self._box_items.hide()
+            self._box_shadow.hide()
+            return
+        half = np.asarray(step_boxes, dtype=np.float64).reshape(-1, 2)
+        keep = ok & np.isfinite(half).all(axis=1) & (half > 0).any(axis=1)
+        # The boxes' shape is the story (equal sides: every axis at the same pace), and a
+        # step is often smaller than a ball: they get their own magnification, in the legend.
+        (x0, x1), (y0, y1) = self._box
+        span = max(x1 - x0, y1 - y0)
+        top = float(np.hypot(half[keep, 0], half[keep, 1]).max()) if keep.any() else 0.0
+        self._box_scale = 1.0 if top <= 0 or top >= 0.08 * span else 0.08 * span / top
+        seg = _box_segments(positions[keep], half[keep] * self._box_scale)
+        for item in (self._box_shadow, self._box_items):
+            item.setData(seg[:, 0], seg[:, 1], connect="pairs")
+            item.setVisible(len(seg) > 0)
+
+    def _update_legend(self) -> None:
+        """A small key for the overlays shown: what each colour is, which way, how scaled."""
+        rows = []
+        if self._field_on:
+            how = "log length" if self._field_log else "length ∝ |∇f|"
+            rows.append((FIELD_COLOR, f"−∇f field: downhill ({how})"))
+        if self._overlay_on.get("gradient"):
+            rows.append((OVERLAY_COLORS["gradient"], "−∇f at each ball: downhill"))
+        if self._overlay_on.get("velocity"):
+            rows.append((OVERLAY_COLORS["velocity"], "velocity / first moment"))
+        if self._overlay_on.get("step"):
+            rows.append((OVERLAY_COLORS["step"], "last step taken"))
+        if self._overlay_on.get("gd_step"):
+            rows.append((MAP_OVERLAY_COLORS["gd_step"], "−lr·∇f: plain GD step"))
+        if self._boxes_on:
+            k = self._box_scale
+            rows.append(
+                (BOX_COLOR, "per-axis effective step" + (f" (×{k:.3g})" if k != 1.0 else ""))
+            )
+        if self._shared_scale is not None and self._shared_scale != 1.0:
+            rows.append(("#bbbbbb", f"steps drawn ×{self._shared_scale:.3g}"))
+        text = "<br>".join(f"<span style='color:{c}'>■</span> {t}" for c, t in rows)
+        if not rows:
+            self._legend.hide()
+        elif text != self._legend_text or self._legend.isHidden():
+            self._legend.setText(text)
+            self._legend.adjustSize()
+            self._legend.show()
+            self._legend.raise_()
+        self._legend_text = text
+
+    # -- the step-by-step explainer
+    def show_explanation(self, stages: Sequence, index: int) -> None:
+        """Draw stage ``index`` of an explanation (gdsim.engine.explain stages: arrows, points
+        and boxes as plain data). Gradient-unit arrows share one normalised scale over all
+        stages; displacements (steps, boxes) share another, magnified when small next to the
+        box (the label says by how much). The landing stage draws the step at its true length,
+        so its arrow ends on the landing point."""
+        stages = tuple(stages)
+        if not 0 <= index < len(stages):
+            raise ValueError(f"stage {index} does not exist: there are {len(stages)}")
+        (x0, x1), (y0, y1) = self._box
+        span = max(x1 - x0, y1 - y0)
+        grad_top, pos_top = 0.0, 0.0
+        for st in stages:
+            for a in st.arrows:
+                n = float(np.hypot(*np.nan_to_num(a.vector)))
+                if a.space == "gradient":
+                    grad_top = max(grad_top, n)
+                else:
+                    pos_top = max(pos_top, n)
+            for b in st.boxes:
+                pos_top = max(pos_top, float(np.hypot(*np.nan_to_num(b.half))))
+        g_scale = 0.3 * span / grad_top if grad_top > 0 else 1.0
+        p_scale = 1.0 if pos_top <= 0 or pos_top >= 0.1 * span else 0.2 * span / pos_top
+        stage = stages[index]
+        if any(p.kind == "new_position" for p in stage.points):
+            p_scale = 1.0  # where the ball lands: the step at its true length ends there
+        self._explanation = (stages, index, p_scale)
+        for label in self._ex_labels:
+            self.removeItem(label)
+        self._ex_labels = []
+        segs: dict[str, list[np.ndarray]] = {k: [] for k in self._ex_arrows}
+        for a in stage.arrows:
+            k = g_scale if a.space == "gradient" else p_scale
+            vec = np.nan_to_num(np.asarray(a.vector, dtype=np.float64)) * k
+            seg = arrow_segments(np.asarray(a.origin)[None], vec[None], head_fraction=0.28)
+            segs.get(a.kind, segs["velocity"]).append(seg.reshape(-1, 2))
+            if len(seg):
+                text = a.label + (f" (×{p_scale:.3g})" if a.space != "gradient" and k != 1 else "")
+                self._add_label(text, np.asarray(a.origin) + vec, EXPLAIN_COLORS.get(a.kind))
+        all_segs = []
+        for kind, item in self._ex_arrows.items():
+            pts = np.concatenate(segs[kind]) if segs[kind] else np.empty((0, 2))
+            item.setData(pts[:, 0], pts[:, 1], connect="pairs")
+            item.setVisible(len(pts) > 0)
+            all_segs.append(pts)
+        shadow = np.concatenate(all_segs)
+        self._ex_shadow.setData(shadow[:, 0], shadow[:, 1], connect="pairs")
+        self._ex_shadow.setVisible(len(shadow) > 0)
+        boxes = [(np.asarray(b.center), np.asarray(b.half) * p_scale) for b in stage.boxes]
+        if boxes:
+            seg = _box_segments(np.array([c for c, _ in boxes]), np.array([h for _, h in boxes]))
+            self._ex_boxes.setData(seg[:, 0], seg[:, 1], connect="pairs")
+            for b, (c, h) in zip(stage.boxes, boxes, strict=True):
+                self._add_label(b.label, c + h * np.array([1.0, -1.0]), BOX_COLOR)
+        self._ex_boxes.setVisible(bool(boxes))
+        pts = [np.asarray(p.xy, dtype=np.float64) for p in stage.points]
+        self._ex_points.setData(pos=np.asarray(pts).reshape(-1, 2))
+        self._ex_points.setVisible(bool(pts))
+        for p in stage.points:
+            self._add_label(p.label, np.asarray(p.xy), EXPLAIN_COLORS["step"])
+
+    def _add_label(self, text: str, xy: np.ndarray, color: str | None) -> None:
+        if not np.isfinite(xy).all():
+            return
+        label = pg.TextItem(text, color=color or "#ffffff", anchor=(0, 1), fill=(22, 24, 29, 170))
+        label.setZValue(63)
+        label.setPos(float(xy[0]), float(xy[1]))
+        self.addItem(label, ignoreBounds=True)
+        self._ex_labels.append(label)
+
+    def clear_explanation(self) -> None:
+        """Remove whatever the explainer drew."""
+        self._explanation = None
+        for label in self._ex_labels:
+            self.removeItem(label)
+        self._ex_labels = []
+        for item in (self._ex_shadow, self._ex_boxes, self._ex_points, *self._ex_arrows.values()):
+            item.hide()
+
+    def explanation_shown(self) -> tuple[int, float] | None:
+        """(stage index, displacement magnification) of the explanation drawn, or None."""
+        if self._explanation is None:
+            return None
+        return self._explanation[1], self._explanation[2]
 
     # ---------------------------------------------------------------------------- gestures
     def _left_click(self, x: float, y: float, modifiers) -> None:

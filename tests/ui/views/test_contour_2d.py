@@ -258,3 +258,59 @@ def test_a_trail_grown_frame_by_frame_looks_like_the_whole_trail_drawn_at_once(q
     b = rgb_array(whole.grab().toImage()).astype(int)
     assert (np.abs(a - b).max(axis=-1) > 40).mean() < 0.002
     assert near_color(a.astype(np.uint8), RED).sum() > 200
+
+
+def test_plain_gd_step_and_the_step_taken_share_one_scale(view):
+    """With the −lr·∇f overlay on, both arrows are drawn at one linear scale: a step half as
+    long as the GD step is drawn half as long (their tips land where the data says)."""
+    from gdsim.ui.views.contour_2d import MAP_OVERLAY_COLORS
+
+    view.set_runs([RED])
+    pos = np.array([[-1.0, -1.0]])
+    steps, gd = np.array([[0.02, 0.0]]), np.array([[0.0, 0.04]])
+    view.set_overlay_visible("step", True)
+    view.set_overlay_visible("gd_step", True)
+    view.update_runs(pos, [pos], [True], [False], steps=steps, gd_steps=gd)
+    QApplication.processEvents()
+    k = view._shared_scale
+    assert k == pytest.approx(0.12 * 4.0 / 0.04)  # tiny steps magnified together
+    arr = rgb_array(view.grab().toImage())
+    magenta = near_color(arr, colormaps.OVERLAY_COLORS["step"], tol=40)
+    cyan = near_color(arr, MAP_OVERLAY_COLORS["gd_step"], tol=40)
+    (sx, sy), (gx, gy), (mx, my) = view.data_to_widget(
+        np.array([pos[0] + steps[0] * k, pos[0] + gd[0] * k, pos[0] + gd[0] * k * 0.5])
+    )
+    assert any_within(magenta, sx, sy, 4) and any_within(cyan, gx, gy, 4)
+    assert any_within(cyan, mx, my, 3) and not any_within(magenta, mx, my, 6)
+    assert f"×{k:.3g}" in view._legend.text() and "plain GD step" in view._legend.text()
+
+
+def test_explanation_stages_are_drawn_and_cleared(view):
+    from gdsim.engine.explain import Arrow, Point, Stage
+    from gdsim.ui.views.contour_2d import EXPLAIN_COLORS
+
+    theta = np.array([1.0, 1.0])
+    stages = (
+        Stage("Gradient", "g", (Arrow("gradient", theta, np.array([2.0, 0.0]), "g", "gradient"),)),
+        Stage(
+            "New position",
+            "θ + step",
+            (Arrow("step", theta, np.array([-0.8, -0.4]), "step", "position"),),
+            (Point("new_position", theta + np.array([-0.8, -0.4]), "θ + step"),),
+        ),
+    )
+    view.show_explanation(stages, 1)
+    QApplication.processEvents()
+    arr = rgb_array(view.grab().toImage())
+    magenta = near_color(arr, EXPLAIN_COLORS["step"], tol=40)
+    (mx, my), (lx, ly) = view.data_to_widget(theta + np.array([[-0.4, -0.2], [-0.8, -0.4]]))
+    assert any_within(magenta, mx, my, 3)  # the shaft, at its true length (the landing stage)
+    assert any_within(magenta, lx, ly, 9)  # the landing ring
+    assert view.explanation_shown() == (1, 1.0)
+    with pytest.raises(ValueError, match="stage 2"):
+        view.show_explanation(stages, 2)
+    view.clear_explanation()
+    QApplication.processEvents()
+    arr = rgb_array(view.grab().toImage())
+    assert not any_within(near_color(arr, EXPLAIN_COLORS["step"], tol=40), mx, my, 3)
+    assert view.explanation_shown() is None
