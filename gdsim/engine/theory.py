@@ -37,6 +37,7 @@ __all__ = [
     "lr_ceiling",
     "measured_rate",
     "predicted_gaps",
+    "quadratic_minimum",
     "quadratic_theory",
 ]
 
@@ -75,7 +76,7 @@ def lr_ceiling(hessian: np.ndarray) -> float:
     """2 / λ_max of the Hessian: plain GD with a larger lr overshoots along the steepest
     direction by more than it gains there. inf where λ_max <= 0 (no curvature to overshoot:
     flat, or curving down); NaN where the Hessian is not finite."""
-    lam = curvatures(np.asarray(hessian, dtype=np.float64).reshape(-1, 2, 2)[0])
+    lam = curvatures(hessian)
     top = float(lam[-1])
     if not math.isfinite(top):
         return math.nan
@@ -188,3 +189,26 @@ def predicted_gaps(gap0: float, rate: float, steps: int) -> np.ndarray:
     k = np.arange(int(steps), dtype=np.float64)
     with np.errstate(all="ignore"):
         return float(gap0) * np.power(float(rate), 2.0 * k)
+
+
+def quadratic_minimum(
+    value: Callable[[np.ndarray], np.ndarray],
+    gradient: Callable[[np.ndarray], np.ndarray],
+    hessian: np.ndarray,
+    point: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """The minimiser p* = p - H⁻¹ ∇f(p) of a quadratic with positive definite Hessian H, and
+    f(p*): one Newton step from any point lands on it exactly (up to rounding).
+
+    H may be 1 x 1 for a function of x only; then only x moves. ValueError if H is not
+    positive definite (no minimum).
+    """
+    h = _symmetric(hessian)
+    lam = curvatures(h)
+    if not (np.all(np.isfinite(lam)) and lam[0] > 0):
+        raise ValueError("the Hessian is not positive definite: no minimum")
+    p = np.asarray(point, dtype=np.float64).reshape(2).copy()
+    d = h.shape[-1]
+    g = np.asarray(gradient(p[None, :]), dtype=np.float64).reshape(2)[:d]
+    p[:d] -= np.linalg.solve(h, g)
+    return p, float(np.asarray(value(p[None, :])).reshape(-1)[0])

@@ -34,13 +34,15 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
 from gdsim import __version__
-from gdsim.engine import optimizers
+from gdsim.engine import optimizers, theory
 from gdsim.engine import sweep as sweeps
 from gdsim.engine.simulation import RunSpec, Status, StopRules
 from gdsim.export import figures
@@ -54,9 +56,11 @@ from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
 from gdsim.ui.panels.sweep import SweepPanel
+from gdsim.ui.panels.theory import TheoryPanel, lr_warning
 from gdsim.ui.trails import TrailStore
 from gdsim.ui.views.contour_2d import Contour2DView
 from gdsim.ui.views.loss_plot import LossPlot
+from gdsim.ui.views.slice_1d import SliceView
 from gdsim.ui.views.surface_3d import Surface3DView
 from gdsim.ui.worker import FramePacket, SimulationWorker
 
@@ -262,6 +266,7 @@ class MainWindow(QMainWindow):
         self.docks["Runs"].raise_()
         self.runs_panel.setMinimumWidth(330)
         self.surface_panel.setMinimumWidth(280)
+        self._build_slice_and_theory()
 
         self.status_step = QLabel()
         self.status_rate = QLabel()
@@ -820,6 +825,7 @@ class MainWindow(QMainWindow):
         self._display["log"] = bool(d.surface.log_scale)
         self.surface_panel.show_display(self._display)
         self._draw_surface()
+        self._slice_and_theory_surface()
 
     def _draw_surface(self) -> None:
         d = self.doc
@@ -967,6 +973,7 @@ class MainWindow(QMainWindow):
             self.readouts.show_packet(
                 [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet, d.steps
             )
+        self._draw_slice_and_theory(packet, slow_due)
         for i, run_id in enumerate(d.ids):
             if diverged[i] and run_id not in self._known_diverged:
                 self._known_diverged.add(run_id)
@@ -1013,6 +1020,151 @@ class MainWindow(QMainWindow):
         self.view3d.set_overlay_visible(kind, on)
         self.contour.set_overlay_visible(kind, on)
         self._drawn_packet = None
+
+    # ------------------------------------------------------------------ slice and theory
+    def _build_slice_and_theory(self) -> None:
+        """The Slice dock (the surface cut through the selected ball, with its tangent) and
+        the Theory dock. For a function of x only the slice is the function itself, so it
+        then replaces the 3-D view and contour map as the central view (see _set_one_d)."""
+        self.slice_view = SliceView()
+        self.theory_panel = TheoryPanel()
+        self._add_dock("Slice", self.slice_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock("Theory", self.theory_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Readouts"], self.docks["Slice"])
+        self.tabifyDockWidget(self.docks["Runs"], self.docks["Theory"])
+        self.docks["Readouts"].raise_()
+        self.docks["Runs"].raise_()
+        for title in ("Slice", "Theory"):  # shown again: draw the current frame into it
+            self.docks[title].visibilityChanged.connect(self._invalidate_drawn)
+        self.theory_panel.useOptimalRequested.connect(self.use_optimal_settings)
+        self._central = QStackedWidget()
+        self._central.addWidget(self.takeCentralWidget())
+        self._one_d_page = QWidget()
+        QVBoxLayout(self._one_d_page).setContentsMargins(0, 0, 0, 0)
+        self._central.addWidget(self._one_d_page)
+        self.setCentralWidget(self._central)
+        self._slice_dock_closed = False
+        self._quadratic: tuple = (None, None, None)  # (surface, constant Hessian, f*)
+        self.status_ceiling = QLabel()
+        self.status_ceiling.setToolTip(
+            "2/λmax of the Hessian at the selected ball: plain GD with a larger lr overshoots"
+        )
+        self.statusBar().addPermanentWidget(self.status_ceiling)
+
+    def _invalidate_drawn(self, *_: object) -> None:
+        self._drawn_packet = None
+
+    def _slice_and_theory_surface(self) -> None:
+        d = self.doc
+        one_d = bool(getattr(d.surface, "one_d", False))
+        self.slice_view.set_function(d.surface.value, d.box, one_d=one_d)
+        self._set_one_d(one_d)
+
+    def _set_one_d(self, one_d: bool) -> None:
+        """f(x) only: the slice (the curve f(x) with ball and tangent) is the central view.
+
+        The 3-D view of f(x) is the same curve dragged along a y that means nothing, and the
+        contour map is a row of stripes; the curve itself is the textbook picture.
+        """
+        dock = self.docks["Slice"]
+        dock.toggleViewAction().setEnabled(not one_d)
+        if one_d and self._central.currentIndex() == 0:
+            self._slice_dock_closed = dock.isHidden()
+            self._one_d_page.layout().addWidget(self.slice_view)
+            self.slice_view.show()
+            dock.hide()
+            self._central.setCurrentIndex(1)
+        elif not one_d and self._central.currentIndex() == 1:
+            dock.setWidget(self.slice_view)
+            dock.setVisible(not self._slice_dock_closed)
+            self._central.setCurrentIndex(0)
+        self._drawn_packet = None
+
+    def _theory_index(self) -> int | None:
+        """The selected run, or the first one when none is selected."""
+        i = self._selected_index()
+        return 0 if i is None and self.doc.ids else i
+
+    def _quadratic_info(self) -> tuple[np.ndarray | None, float | None]:
+        """(constant Hessian, minimum value) of the surface if it is a quadratic with a
+        minimum (1 x 1 for f(x)); cached per surface. f* comes from one Newton step."""
+        s = self.doc.surface
+        if self._quadratic[0] is not s:
+            h = theory.is_quadratic(s.hessian, s.box)
+            if h is not None and getattr(s, "one_d", False):
+                h = h[:1, :1]
+            loss_min = None
+            if h is not None:
+                (x0, x1), (y0, y1) = s.box
+                centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+                with contextlib.suppress(ValueError):
+                    loss_min = theory.quadratic_minimum(s.value, s.gradient, h, centre)[1]
+            self._quadratic = (s, h, loss_min)
+        return self._quadratic[1], self._quadratic[2]
+
+    def _draw_slice_and_theory(self, packet: FramePacket, slow_due: bool) -> None:
+        d, f = self.doc, packet.frame
+        i = self._theory_index()
+        if i is None:
+            self.slice_view.clear_ball("No ball: add one (Ctrl+B)")
+            self.theory_panel.clear()
+            self.loss_plot.set_prediction(None)
+            return
+        if self.slice_view.isVisible():
+            color = d.runs[i].color or "#888888"
+            self.slice_view.update_ball(f.positions[i], f.gradients[i], f.deltas[i], color=color)
+        if slow_due:  # the Hessian at the ball: 10 Hz at most while playing
+            self._update_theory(i, f.positions[i])
+
+    def _update_theory(self, i: int, position: np.ndarray) -> None:
+        d = self.doc
+        run_id, spec = d.ids[i], d.runs[i]
+        quadratic, loss_min = self._quadratic_info()
+        with np.errstate(all="ignore"):
+            here = np.asarray(d.surface.hessian(position[None, :]), dtype=float)[0]
+        if getattr(d.surface, "one_d", False):
+            here = here[:1, :1]
+        losses = self.trails.get(run_id).losses
+        panel = self.theory_panel
+        panel.show_run(spec.label, spec.optimizer, spec.params, here, quadratic, losses, loss_min)
+        warning = lr_warning(spec.optimizer, spec.params, panel.ceiling)
+        for rid, group in self.runs_panel.groups.items():
+            text = warning if rid == run_id else ""
+            if group.lr_warning() != text:
+                group.set_lr_warning(text)
+        ceiling = panel.ceiling
+        self.status_ceiling.setText(
+            f"{spec.label}: 2/λmax = {ceiling:.3g}" if math.isfinite(ceiling) else ""
+        )
+        self.status_ceiling.setStyleSheet("color: #b36b00;" if warning else "")
+        if panel.prediction is not None and len(losses) and loss_min is not None:
+            rate, f_min = panel.prediction
+            gaps = theory.predicted_gaps(float(losses[0]) - f_min, rate, max(len(losses), 2))
+            self.loss_plot.set_prediction(f_min + gaps, f"{spec.label}: theory")
+        else:
+            self.loss_plot.set_prediction(None)
+
+    def use_optimal_settings(self) -> None:
+        """Heavy-ball optimal lr and momentum on the theory's run (one undo step); a run of
+        another optimizer is switched to SGD, which is the heavy ball."""
+        optimal, i = self.theory_panel.optimal, self._theory_index()
+        if optimal is None or i is None:
+            self.statusBar().showMessage("Optimal settings exist only on a convex quadratic", 5000)
+            return
+        run_id = self.doc.ids[i]
+        spec = self.doc.run(run_id)
+        params = dict(spec.params) if spec.optimizer == "sgd" else {}
+        params.update(lr=optimal.hb_lr, momentum=optimal.hb_momentum, dampening=0.0)
+        params["nesterov"] = False
+        changes: dict = {"params": params}
+        if spec.optimizer != "sgd":
+            changes["optimizer"] = "sgd"
+        if self._try(lambda: self.doc.edit_run(run_id, changes)):
+            self.statusBar().showMessage(
+                f"{spec.label}: lr = {optimal.hb_lr:.4g}, momentum = {optimal.hb_momentum:.4g}"
+                " (heavy-ball optimum; Ctrl+Z undoes)",
+                6000,
+            )
 
     # ------------------------------------------------------------------ export
     def export_image(self, which: str, path: Path | None = None, size=None) -> bool:

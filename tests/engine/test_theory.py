@@ -126,3 +126,17 @@ def test_gd_above_the_ceiling_diverges_and_below_converges():
     below = _run(s, {"lr": 0.95 * ceiling}, 3000)
     assert below.status(0) is Status.RUNNING
     assert below.history(0).losses[-1] < 1e-6 * below.history(0).losses[0]
+
+
+def test_quadratic_minimum_is_one_newton_step_away():
+    s = surfaces.get("booth")
+    h = theory.is_quadratic(s.hessian, s.box)
+    p, value = theory.quadratic_minimum(s.value, s.gradient, h, np.array([-8.0, 5.0]))
+    assert p == pytest.approx([1.0, 3.0]) and value == pytest.approx(0.0, abs=1e-20)
+    # A function of x only: a 1 x 1 Hessian moves x alone.
+    one = surfaces.from_formula("(x - 1.5)^2 + 2")
+    p, value = theory.quadratic_minimum(one.value, one.gradient, [[2.0]], np.array([0.0, 0.7]))
+    assert p == pytest.approx([1.5, 0.7]) and value == pytest.approx(2.0)
+    assert theory.lr_ceiling([[2.0]]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no minimum"):
+        theory.quadratic_minimum(s.value, s.gradient, np.diag([1.0, -1.0]), np.zeros(2))

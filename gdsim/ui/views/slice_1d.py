@@ -86,6 +86,16 @@ def t_range(position: np.ndarray, u: np.ndarray, box: Box) -> tuple[float, float
     return lo, hi
 
 
+def relative_error(state: SliceState) -> float:
+    """|true - prediction| over the larger of the predicted and the true change: 0 when the
+    tangent is exact, about 1 when it misses the change entirely (also where a = 0, which
+    predicts no change at all), more when it gets even the direction wrong."""
+    change = max(abs(state.slope * state.epsilon), abs(state.true - state.f0))
+    if not math.isfinite(state.error):
+        return math.inf
+    return abs(state.error) / change if change > 0 else 0.0
+
+
 class SliceView(QWidget):
     """Direction combo and step e on top, the cut below, the numbers under it."""
 
@@ -354,19 +364,18 @@ class SliceView(QWidget):
     def _readout_html(self) -> str:
         st = self.state
         assert st is not None
-        change = abs(st.slope * st.epsilon)
-        relative = abs(st.error) / change if change > 0 else math.inf
-        if relative <= GOOD_FIT:
+        relative = relative_error(st)
+        if not math.isfinite(relative):
+            verdict = "f is not finite at p + e·u"
+        elif relative <= GOOD_FIT:
             verdict = (
                 f"<span style='color:#7bd88f'>the tangent is good here ({relative:.1%})</span>"
             )
-        elif math.isfinite(relative):
+        else:
             verdict = (
                 f"<span style='color:{ERROR_COLOR}'>the tangent is off by {relative:.0%} of "
-                "its own prediction: a step this long leaves the linear regime</span>"
+                "the change: a step this long leaves the linear regime</span>"
             )
-        else:
-            verdict = "flat along u: the tangent predicts no change"
         return (
             f"slope a = ∇f·u = <b>{st.slope:.6g}</b> &nbsp; f(p) = {st.f0:.6g}<br>"
             f"prediction f(p) + a·e = {st.predicted:.6g} &nbsp; true f(p + e·u) = "

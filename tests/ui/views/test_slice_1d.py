@@ -132,7 +132,7 @@ def test_the_linear_prediction_and_its_error(view, qtbot):
         assert st.true == pytest.approx((1 + e) ** 2)
         assert st.error == pytest.approx(e**2)
     text = view.readout.text()
-    assert "off by 40%" in text  # e² / (2e) at e = 0.8
+    assert "off by 29%" in text  # e² / (2e + e²) at e = 0.8
     arr = shot(view)
     save_shot(view.grab().toImage(), "test_slice_prediction")
     assert seen_near(view, arr, (1.8, 1 + 2 * 0.8), TANGENT_COLOR)  # the prediction
