@@ -142,10 +142,13 @@ class TheoryPanel(QWidget):
         form.addRow("measured rate", self.measured_label)
         layout.addWidget(self.quadratic_box)
         self.note = QLabel()
-        self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #777;")
         layout.addWidget(self.note)
         layout.addStretch(1)
+        # Wrapped labels: a long number line must not widen the dock (and shrink the views)
+        # each time the numbers change.
+        for label in self.findChildren(QLabel):
+            label.setWordWrap(True)
         self.use_button.clicked.connect(lambda: self.useOptimalRequested.emit())
         self.optimal: theory.QuadraticTheory | None = None
         self.prediction: Prediction | None = None
