@@ -85,6 +85,9 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li><b>Ctrl+Shift+F</b> export a figure or animation (as <code>gdsim render</code> draws it),
 <b>Ctrl+Shift+R</b> record the 3-D view to GIF/MP4.</li>
 <li>Sweep tab: the outcome map over two hyperparameters; click a cell to run with it.</li>
+<li>Slice tab: the surface cut through the selected ball, its tangent and slope, and where the
+linear prediction f(p) + a·e fails. Theory tab: the lr ceiling 2/λ<sub>max</sub> and, on a
+quadratic, the optimal lr and momentum (a button sets them).</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
