@@ -49,8 +49,10 @@ CURVE_COLOR = "#4fc3f7"
 BATCH_COLOR = "#b39ddb"
 TANGENT_COLOR = "#ffd54f"
 ERROR_COLOR = "#ff5252"
-#: Relative error |true - prediction| / |a e| below which the linear model counts as good.
+#: Relative error (see relative_error) below which the linear model counts as good.
 GOOD_FIT = 0.1
+#: A gradient below this (or a last step below this many box diagonals) has no direction.
+VANISHING = 1e-12
 
 
 class SliceState(NamedTuple):
@@ -277,15 +279,19 @@ class SliceView(QWidget):
         norm = float(np.hypot(*vector)) if np.all(np.isfinite(vector)) else math.nan
         if not math.isfinite(norm):
             return None, f"The {kind} is not finite here: no direction to cut along."
-        if norm == 0.0:
+        (x0, x1), (y0, y1) = self._box
+        # Below this the direction of the vector is rounding noise, not a direction: a ball
+        # settled in a minimum has |∇f| ~ 1e-17 pointing anywhere.
+        tiny = VANISHING * (1.0 if kind == "gradient" else math.hypot(x1 - x0, y1 - y0))
+        if norm <= tiny:
             if kind == "gradient":
                 return None, (
-                    "The gradient vanishes here (∇f = 0): a stationary point, no direction "
-                    "of steepest ascent. Pick the x or y axis."
+                    f"The gradient vanishes here (|∇f| = {norm:.2g}): a stationary point, no "
+                    "direction of steepest ascent. Pick the x or y axis."
                 )
             return None, (
-                "The ball is not moving (velocity 0): play or step first, or pick another "
-                "direction."
+                f"The ball is not moving (last step {norm:.2g}): play or step first, or pick "
+                "another direction."
             )
         return vector / norm, ""
 

@@ -157,6 +157,13 @@ def test_no_bogus_direction_when_velocity_or_gradient_vanish(view):
     view.set_direction("gradient")
     view.update_ball(np.zeros(2), np.zeros(2), np.zeros(2), color=BALL)
     assert view.state is None and "gradient vanishes" in view.readout.text()
+    # A ball settled in a minimum: |∇f| of rounding size points nowhere in particular.
+    view.update_ball(np.array([1e-17, 0.0]), np.array([2e-17, 0.0]), np.zeros(2), color=BALL)
+    assert view.state is None and "|∇f| = 2e-17" in view.readout.text()
+    view.set_direction("velocity")
+    view.update_ball(p, grad(p), np.array([1e-13, 0.0]), color=BALL)
+    assert view.state is None and "not moving" in view.readout.text()
+    view.set_direction("gradient")
     view.update_ball(np.array([np.nan, 0.0]), np.zeros(2), np.zeros(2), color=BALL)
     assert "diverged" in view.readout.text()
     # Once there is a direction again, everything comes back.
