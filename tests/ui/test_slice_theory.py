@@ -95,6 +95,20 @@ def test_choosing_a_one_d_function_puts_the_balls_on_its_row_and_undo_brings_all
     assert window._central.currentIndex() == 1 and window.slice_view.isVisible()
     wait_drawn(qtbot, window)
     assert np.all(window.packet.frame.positions[:, 1] == 0)
+    # Play: the first ball rolls down the parabola, and the slice shows it there.
+    x0 = float(window.packet.frame.positions[0, 0])
+    color = window.doc.runs[0].color
+    assert seen_near(window, slice_pixels(window), (x0, x0 * x0), color)
+    play_until(qtbot, window, lambda f: f.step[0] >= 40 and abs(f.positions[0, 0]) < 0.7 * abs(x0))
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not window.packet.playing)
+    wait_drawn(qtbot, window)
+    f = window.packet.frame
+    x1 = float(f.positions[0, 0])
+    rgb = slice_pixels(window)
+    assert seen_near(window, rgb, (x1, x1 * x1), color)
+    assert not seen_near(window, rgb, (x0, x0 * x0), color)
+    assert np.all(f.positions[:, 1] == 0)
     press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: window.doc.surface.name == "two-wells")
     assert [tuple(r.start) for r in window.doc.runs] == starts
