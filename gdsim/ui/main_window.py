@@ -1046,7 +1046,10 @@ class MainWindow(QMainWindow):
         QVBoxLayout(self._one_d_page).setContentsMargins(0, 0, 0, 0)
         self._central.addWidget(self._one_d_page)
         self.setCentralWidget(self._central)
-        self._slice_dock_closed = False
+        self._slice_moved = QLabel("f depends on x only: the slice is the main view now.")
+        self._slice_moved.setObjectName("slice_moved")
+        self._slice_moved.setWordWrap(True)
+        self._slice_moved.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._quadratic: tuple = (None, None, None)  # (surface, constant Hessian, f*)
         self.status_ceiling = QLabel()
         self.status_ceiling.setToolTip(
@@ -1070,16 +1073,17 @@ class MainWindow(QMainWindow):
         contour map is a row of stripes; the curve itself is the textbook picture.
         """
         dock = self.docks["Slice"]
-        dock.toggleViewAction().setEnabled(not one_d)
+        # The dock keeps its place and state (a saved layout stays right); meanwhile it says
+        # where the slice went.
         if one_d and self._central.currentIndex() == 0:
-            self._slice_dock_closed = dock.isHidden()
             self._one_d_page.layout().addWidget(self.slice_view)
             self.slice_view.show()
-            dock.hide()
+            dock.setWidget(self._slice_moved)
+            self._slice_moved.show()
             self._central.setCurrentIndex(1)
         elif not one_d and self._central.currentIndex() == 1:
             dock.setWidget(self.slice_view)
-            dock.setVisible(not self._slice_dock_closed)
+            self.slice_view.show()
             self._central.setCurrentIndex(0)
         self._drawn_packet = None
 

@@ -75,6 +75,12 @@ def test_is_quadratic_tells_quadratics_from_the_rest():
         assert theory.is_quadratic(s.hessian, s.box) is None, name
     h = theory.is_quadratic(surfaces.get("ravine", kappa=20.0).hessian, ((-3, 3), (-3, 3)))
     assert h == pytest.approx(np.diag([1.0, 20.0]))
+    rotated = surfaces.get("ravine", kappa=20.0, angle=30.0)
+    h = theory.is_quadratic(rotated.hessian, rotated.box)
+    assert h is not None and theory.curvatures(h) == pytest.approx([1.0, 20.0])
+    one_d = surfaces.get("1d-parabola")
+    assert theory.is_quadratic(one_d.hessian, one_d.box) == pytest.approx(np.diag([2.0, 0.0]))
+    assert theory.is_quadratic(surfaces.get("1d-double-well").hessian, one_d.box) is None
 
 
 def test_measured_rate_of_an_exact_geometric_sequence():

@@ -54,8 +54,7 @@ def test_a_one_d_function_is_the_central_view_and_the_ball_rolls_along_it(
     # The slice replaces the 3-D view and the contour map; its direction is fixed to x.
     assert window._central.currentIndex() == 1
     assert window.slice_view.isVisible() and not window.view3d.isVisible()
-    assert window.docks["Slice"].isHidden()
-    assert not window.docks["Slice"].toggleViewAction().isEnabled()
+    assert window.docks["Slice"].widget() is window._slice_moved
     view = window.slice_view
     assert view.direction() == "x" and not view.direction_combo.isEnabled()
     wait_drawn(qtbot, window)
@@ -113,8 +112,12 @@ def test_choosing_a_one_d_function_puts_the_balls_on_its_row_and_undo_brings_all
     qtbot.waitUntil(lambda: window.doc.surface.name == "two-wells")
     assert [tuple(r.start) for r in window.doc.runs] == starts
     assert window._central.currentIndex() == 0 and window.view3d.isVisible()
-    assert not window.docks["Slice"].isHidden()
     assert window.docks["Slice"].widget() is window.slice_view
+    window.docks["Slice"].raise_()
+    qtbot.waitUntil(window.slice_view.isVisible)
+    wait_drawn(qtbot, window)
+    assert window.slice_view.direction_combo.isEnabled()
+    assert window.slice_view.state is not None
 
 
 def test_the_slice_dock_cuts_along_the_gradient_of_the_selected_ball(make_window, qtbot, tmp_path):
