@@ -1040,6 +1040,7 @@ class MainWindow(QMainWindow):
         for title in ("Slice", "Theory"):  # shown again: draw the current frame into it
             self.docks[title].visibilityChanged.connect(self._invalidate_drawn)
         self.theory_panel.useOptimalRequested.connect(self.use_optimal_settings)
+        self.doc.runEdited.connect(self._mark_settings_changed)
         self._central = QStackedWidget()
         self._central.addWidget(self.takeCentralWidget())
         self._one_d_page = QWidget()
@@ -1051,6 +1052,7 @@ class MainWindow(QMainWindow):
         self._slice_moved.setWordWrap(True)
         self._slice_moved.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._quadratic: tuple = (None, None, None)  # (surface, constant Hessian, f*)
+        self._theory_since: dict[int, tuple] = {}  # run id -> (settings, first step)
         self.status_ceiling = QLabel()
         self.status_ceiling.setToolTip(
             "2/λmax of the Hessian at the selected ball: plain GD with a larger lr overshoots"
@@ -1131,7 +1133,8 @@ class MainWindow(QMainWindow):
             here = np.asarray(d.surface.hessian(position[None, :]), dtype=float)[0]
         if getattr(d.surface, "one_d", False):
             here = here[:1, :1]
-        losses = self.trails.get(run_id).losses
+        first = self._settings_since(run_id, spec)
+        losses = self.trails.get(run_id).losses[first:]
         panel = self.theory_panel
         panel.show_run(spec.label, spec.optimizer, spec.params, here, quadratic, losses, loss_min)
         warning = lr_warning(spec.optimizer, spec.params, panel.ceiling)
@@ -1147,9 +1150,37 @@ class MainWindow(QMainWindow):
         if panel.prediction is not None and len(losses) and loss_min is not None:
             rate, f_min = panel.prediction
             gaps = theory.predicted_gaps(float(losses[0]) - f_min, rate, max(len(losses), 2))
-            self.loss_plot.set_prediction(f_min + gaps, f"{spec.label}: theory")
+            self.loss_plot.set_prediction(f_min + gaps, f"{spec.label}: theory", first=first)
         else:
             self.loss_plot.set_prediction(None)
+
+    def _settings_since(self, run_id: int, spec: RunSpec) -> int:
+        """The step from which the run has had its present optimizer and settings.
+
+        Theory speaks of one setting: after "Use optimal" mid-run, the rate is measured and
+        predicted from the step the new one took over, not over a history of two regimes.
+        A restart (a new trail epoch) starts from step 0 again.
+        """
+        trail = self.trails.get(run_id)
+        key = self._settings_key(run_id, spec)
+        seen = self._theory_since.get(run_id)
+        if seen is None or seen[0] != key:
+            same_trail = seen is not None and seen[0][:2] == key[:2]
+            self._theory_since[run_id] = (key, max(len(trail) - 1, 0) if same_trail else 0)
+        return min(self._theory_since[run_id][1], max(len(trail) - 1, 0))
+
+    def _settings_key(self, run_id: int, spec: RunSpec) -> tuple:
+        epoch = self.trails.get(run_id).epoch
+        return (self.trails.generation, epoch, spec.optimizer, repr(sorted(spec.params.items())))
+
+    def _mark_settings_changed(self, run_id: int) -> None:
+        """An edit of a run: its new settings rule from the step its ball is at now (exact
+        when paused; while playing, the worker may take a step or two before it hears)."""
+        packet = self.packet
+        if packet is None or run_id not in packet.ids or run_id not in self.doc.ids:
+            return
+        step = int(packet.frame.step[packet.ids.index(run_id)])
+        self._theory_since[run_id] = (self._settings_key(run_id, self.doc.run(run_id)), step)
 
     def use_optimal_settings(self) -> None:
         """Heavy-ball optimal lr and momentum on the theory's run (one undo step); a run of

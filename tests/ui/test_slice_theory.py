@@ -281,3 +281,28 @@ def test_the_lr_warning_follows_the_ball_where_curvature_changes(make_window, qt
     qtbot.waitUntil(lambda: edit.warning() != "")
     assert edit.warning().startswith(f"lr 0.3 is above 2/λmax = {ceiling:.3g} here")
     assert amber_pixels(edit) > 100
+
+
+def test_optimal_settings_mid_run_are_measured_from_the_step_they_took_over(
+    make_window, qtbot, tmp_path
+):
+    # Plain GD zig-zags for 60 steps; then "Use optimal" and 200 more steps of heavy ball.
+    run = sgd("GD", 0.035, (-2.5, 1.0), color=RED)
+    window = ravine_window(make_window, tmp_path, run, steps=60)
+    panel = window.theory_panel
+    play_until(qtbot, window, lambda f: f.step[0] == 60 and not window.packet.playing)
+    wait_drawn(qtbot, window)
+    gd_measured = float(panel.measured_label.text().split()[0])
+    assert gd_measured == pytest.approx(theory.gd_rate([1.0, 50.0], 0.035), rel=0.03)
+    qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton)
+    window.playback.budget.setValue(260)
+    window.playback.budget.editingFinished.emit()
+    play_until(qtbot, window, lambda f: f.step[0] == 260 and not window.packet.playing)
+    window._drawn_packet = None
+    wait_drawn(qtbot, window)
+    measured = float(panel.measured_label.text().split()[0])
+    assert measured == pytest.approx(panel.optimal.hb_rate, rel=0.03)  # not a blend with GD's
+    first = window.loss_plot._prediction_first
+    assert 60 <= first <= 62  # the line starts where the new settings took over
+    losses = window.trails.get(window.doc.ids[0]).losses
+    assert window.loss_plot.prediction()[0] == pytest.approx(losses[first])

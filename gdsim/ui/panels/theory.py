@@ -131,8 +131,8 @@ class TheoryPanel(QWidget):
         self.measured_label = QLabel()
         self.measured_label.setObjectName("theory_measured")
         self.measured_label.setToolTip(
-            "Fitted to this run's loss: the gap to the minimum shrinks by rate² per step "
-            "(a line through log(loss - f*) over the second half of the history)"
+            "Fitted to this run's loss since its settings last changed: the gap to the minimum "
+            "shrinks by rate² per step (a line through log(loss - f*) over the second half)"
         )
         form.addRow("condition number κ", self.kappa_label)
         form.addRow("GD optimum", self.gd_label)

@@ -58,6 +58,7 @@ class LossPlot(pg.PlotWidget):
         self._prediction_item.hide()
         self.addItem(self._prediction_item, ignoreBounds=True)
         self._prediction: tuple[np.ndarray, str] | None = None
+        self._prediction_first = 0
         self._floor = 0.0
         self._log = True
         self._reference: float | None = None
@@ -203,8 +204,10 @@ class LossPlot(pg.PlotWidget):
         return shift, float(positive.min()) * _FLOOR if positive.size else 1e-12
 
     # ---------------------------------------------------------------------------- theory
-    def set_prediction(self, losses: np.ndarray | None, label: str = "predicted") -> None:
-        """A dashed line of the loss theory predicts after k steps (losses[k]); None: off.
+    def set_prediction(
+        self, losses: np.ndarray | None, label: str = "predicted", *, first: int = 0
+    ) -> None:
+        """A dashed line of the loss theory predicts at step first + k (losses[k]); None: off.
 
         It is shifted like the runs' curves, so on a log axis of loss - f* a predicted
         geometric convergence is a straight line to compare with the measured one.
@@ -216,6 +219,7 @@ class LossPlot(pg.PlotWidget):
                 self._legend.removeItem(self._prediction_item)
             return
         self._prediction = (np.asarray(losses, dtype=np.float64).reshape(-1), label)
+        self._prediction_first = int(first)
         self._draw_prediction(self._floor)
 
     def prediction(self) -> np.ndarray | None:
@@ -229,7 +233,8 @@ class LossPlot(pg.PlotWidget):
         shown = values if self._shift is None else values - self._shift + floor
         if self._log:
             shown = np.where(shown > 0, shown, np.nan)
-        self._prediction_item.setData(np.arange(len(shown), dtype=np.float64), shown)
+        steps = self._prediction_first + np.arange(len(shown), dtype=np.float64)
+        self._prediction_item.setData(steps, shown)
         self._prediction_item.show()
         current = self._legend.getLabel(self._prediction_item)
         if current is None or current.text != label:
