@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from gdsim.engine import surfaces, theory
 from gdsim.ui.views.loss_plot import PREDICTION_COLOR
@@ -29,8 +30,6 @@ def seen_near(window, rgb, point, color, radius=5) -> bool:
     (px, py) = window.slice_view.data_to_widget(np.asarray([point], dtype=float))[0]
     x, y = round(px), round(py)
     patch = rgb[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1]
-    from tests.ui.conftest import QColor
-
     c = QColor(color)
     target = np.array([c.red(), c.green(), c.blue()])
     return bool((np.abs(patch - target) <= 50).all(axis=-1).any())
@@ -129,7 +128,8 @@ def test_the_slice_dock_cuts_along_the_gradient_of_the_selected_ball(make_window
     window = make_window(path)
     window.docks["Slice"].raise_()
     qtbot.waitUntil(window.slice_view.isVisible)
-    window._select(window.doc.ids[0])
+    window.readouts.selectRow(0)  # a click on its row of the readouts selects the ball
+    assert window._selected_index() == 0
     wait_drawn(qtbot, window)
     view = window.slice_view
     view.direction_combo.setCurrentIndex(view.direction_combo.findData("gradient"))
