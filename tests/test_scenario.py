@@ -488,6 +488,19 @@ def story_goldstein_price(s, sim, f):
     assert f.losses[2] > 10
 
 
+def story_1d_narrow_well(s, sim, f):
+    surface = s.build_surface()
+    assert surface.one_d and all(sim.history(i).positions[:, 1].max() == 0 for i in range(3))
+    ceiling = 2 / surface.hessian(surface.minima)[0, 0, 0]
+    lrs = [r.params["lr"] for r in s.runs]
+    assert lrs[0] < ceiling < lrs[1] < lrs[2]
+    assert _near(f.positions[0], surface.minima[0], 1e-9)  # below 2/f'': settles in the well
+    x = sim.history(1).positions[-20:, 0]  # just above: a two-cycle across the well
+    assert (np.sign(x[1:]) != np.sign(x[:-1])).all() and f.losses[1] > -1.25
+    assert _near(f.positions[2], surface.local_minima[0], 1e-3)  # far above: over the well
+    assert (sim.history(2).positions[:, 0] < 0.5).sum() < 12  # it spent few steps near it
+
+
 STORIES = {
     name[len("story_") :].replace("_", "-"): fn
     for name, fn in globals().items()

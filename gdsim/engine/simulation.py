@@ -612,6 +612,9 @@ class Simulation:
             for j, r in noisy:
                 assert r.rng is not None
                 noise[:, j] = r.spec.noise * r.rng.standard_normal((T, 2))
+            if getattr(self._surface, "one_d", False):
+                # f(x) has no y to be noisy about: the ball stays on its curve (y = 0).
+                noise[..., 1] = 0.0
 
         gradient = self._surface.gradient
         hessian = self._surface.hessian

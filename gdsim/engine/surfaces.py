@@ -31,6 +31,7 @@ __all__ = [
     "Surface",
     "SurfaceFunctions",
     "SurfaceParam",
+    "formula_is_one_d",
     "from_formula",
     "get",
     "names",
@@ -75,6 +76,9 @@ class Surface:
     Arrays are float64 and read-only; equality is identity (two surfaces with the same formula
     are still two objects, and comparing arrays field by field would be ambiguous).
     `local_minima` are minima that are not global, so views can mark them differently.
+    `one_d` is True when f does not depend on y (a function f(x) drawn as a curve): its
+    gradient's y part is exactly 0, so a ball started on y = 0 stays there. Left out, it is
+    read off the formula.
     """
 
     name: str
@@ -90,9 +94,11 @@ class Surface:
     local_minima: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     local_minima_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     functions: SurfaceFunctions = field(kw_only=True, repr=False)
+    one_d: bool | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
+        put(self, "one_d", formula_is_one_d(self.formula) if self.one_d is None else self.one_d)
         put(self, "box", _check_box(self.box))
         for points, values in (
             ("minima", "minima_values"),
@@ -186,6 +192,19 @@ def wants_log_scale(z: np.ndarray) -> bool:
     r = z - z.min()
     median = float(np.median(r))
     return bool(r.max() > LOG_SCALE_RATIO * median) if median > 0 else False
+
+
+def formula_is_one_d(text: str) -> bool:
+    """True when the formula mentions x and not y: f(x) only, a curve rather than a surface.
+
+    A formula in neither variable (a constant) is not counted: it has no slope to show. Text
+    that is not a formula of our grammar (a surface defined otherwise) is not 1-D either.
+    """
+    try:
+        names = {s.name for s in compile_formula(text).expr.free_symbols}
+    except (FormulaError, ValueError):
+        return False
+    return names == {"x"}
 
 
 def _num(v: float) -> str:
@@ -538,6 +557,45 @@ _CATALOGUE: dict[str, _Entry] = {
         [(1.2, 0.9), (0.25, -0.15)],
         closed_form=_plateau_functions,
     ),
+    # Pure 1-D functions f(x): the y axis only gives the curve a width in the 3-D view. Their
+    # balls start on y = 0 and, the y part of the gradient being exactly 0, stay there.
+    "1d-parabola": _Entry(
+        "1-D parabola f(x) = x²",
+        "The slope 2x says how far to go: each GD step multiplies x by (1 − 2·lr), so "
+        "lr < 0.5 glides in, 0.5 < lr < 1 jumps over the minimum and bounces in, lr > 1 "
+        "(above 2/f'' = 1) bounces out.",
+        "x^2",
+        ((-2.0, 2.0), (-1.0, 1.0)),
+        [(0.0, 0.0)],
+        [0.0],
+        [(-1.6, 0.0)],
+    ),
+    "1d-double-well": _Entry(
+        "1-D double well",
+        "Two valleys, the left one deeper: from the right plain GD stops in the shallow "
+        "valley, where the slope is zero but the loss is not the lowest; momentum carries the "
+        "ball over the hump into the deep one.",
+        "x^4 - 2*x^2 + 0.5*x",
+        ((-2.0, 2.0), (-1.0, 1.0)),
+        [(-1.057453770738378, 0.0)],
+        [-1.5147536412757057],
+        [(1.8, 0.0), (1.5, 0.0)],
+        local_minima=[(0.9304029265558517, 0.0)],
+        local_minima_values=[-0.5167485082852492],
+    ),
+    "1d-narrow-well": _Entry(
+        "1-D narrow well beside a wide bowl",
+        "A deep, narrow well (curvature about 30, so 2/f'' ≈ 0.066) beside a wide shallow "
+        "bowl: a small learning rate settles in the well; a large one jumps over it and ends "
+        "in the bowl, where the loss is far higher.",
+        "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)",
+        ((-2.5, 3.5), (-1.0, 1.0)),
+        [(0.009943536462120017, 0.0)],
+        [-1.2764907977485718],
+        [(-1.5, 0.0)],
+        local_minima=[(1.499999961932254, 0.0)],
+        local_minima_values=[-2.5378483330743446e-10],
+    ),
 }
 
 _RAVINE_PARAMS = (
@@ -564,6 +622,9 @@ _ORDER = [
     "monkey-saddle",
     "two-wells",
     "plateau",
+    "1d-parabola",
+    "1d-double-well",
+    "1d-narrow-well",
 ]
 
 
@@ -729,9 +790,15 @@ def from_formula(text: str, box: Box = ((-3.0, 3.0), (-3.0, 3.0)), **meta: objec
     local_minima, local_values = values_for("local_minima", "local_minima_values")
     starts = meta.get("starts")
     if starts is None:
-        target = np.array([x0 + 0.8 * (x1 - x0), y0 + 0.8 * (y1 - y0)])
+        # f(x) only: start on y = 0 (or the box's middle row), where the curve is drawn.
+        y_start = 0.0 if y0 <= 0.0 <= y1 else 0.5 * (y0 + y1)
+        ty = y_start if formula_is_one_d(text) else y0 + 0.8 * (y1 - y0)
+        target = np.array([x0 + 0.8 * (x1 - x0), ty])
         candidates = grid[finite]
-        starts = [candidates[np.argmin(np.linalg.norm(candidates - target, axis=1))]]
+        if formula_is_one_d(text) and np.isfinite(compiled.value(target)):
+            starts = [target]  # exactly on the row, not the nearest sample of the grid
+        else:
+            starts = [candidates[np.argmin(np.linalg.norm(candidates - target, axis=1))]]
     log_scale = meta.get("log_scale")
     return Surface(
         name=str(meta.get("name", "custom")),

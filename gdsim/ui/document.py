@@ -209,11 +209,17 @@ class Document(QObject):
     def set_surface(self, spec: dict, box: Box | None = None) -> None:
         """Switch surface; the box becomes the new surface's default unless given."""
         surface = build_surface(spec, box)
-        for r in self.runs:
+        runs = self.runs
+        if getattr(surface, "one_d", False):
+            # f(x) is drawn on one row: every ball starts there (y = 0 where the box has it).
+            (_, _), (y0, y1) = box or surface.box
+            row = 0.0 if y0 <= 0.0 <= y1 else 0.5 * (y0 + y1)
+            runs = [replace(r.copy(), start=(float(r.start[0]), row)) for r in self.runs]
+        for r in runs:
             value = surface.value(np.asarray([r.start], dtype=float))[0]
             if not abs(value) < float("inf"):
                 raise ValueError(f"{r.label}: f is not finite at its start {tuple(r.start)}")
-        self._push("Change surface", "", surface_spec=spec, box=box or surface.box)
+        self._push("Change surface", "", surface_spec=spec, box=box or surface.box, runs=runs)
 
     def set_box(self, box: Box) -> None:
         (x0, x1), (y0, y1) = box

@@ -34,13 +34,15 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
 from gdsim import __version__
-from gdsim.engine import optimizers
+from gdsim.engine import optimizers, theory
 from gdsim.engine import sweep as sweeps
 from gdsim.engine.simulation import RunSpec, Status, StopRules
 from gdsim.export import figures
@@ -55,9 +57,11 @@ from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
 from gdsim.ui.panels.sweep import SweepPanel
+from gdsim.ui.panels.theory import TheoryPanel, lr_warning
 from gdsim.ui.trails import TrailStore
 from gdsim.ui.views.contour_2d import Contour2DView
 from gdsim.ui.views.loss_plot import LossPlot
+from gdsim.ui.views.slice_1d import SliceView
 from gdsim.ui.views.surface_3d import Surface3DView
 from gdsim.ui.worker import FramePacket, SimulationWorker
 
@@ -85,6 +89,9 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li><b>E</b> explains the selected run's next step in stages on the contour map (Explain tab;
 <b>.</b> / <b>,</b> next / previous stage, <b>Shift+E</b> applies it); View menu: downhill
 gradient field, plain GD step −lr·∇f, per-axis effective step boxes of adaptive optimizers.</li>
+<li>Slice tab: the surface cut through the selected ball, its tangent and slope, and where the
+linear prediction f(p) + a·e fails. Theory tab: the lr ceiling 2/λ<sub>max</sub> and, on a
+quadratic, the optimal lr and momentum (a button sets them).</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
@@ -266,6 +273,7 @@ class MainWindow(QMainWindow):
         self.docks["Runs"].raise_()
         self.runs_panel.setMinimumWidth(330)
         self.surface_panel.setMinimumWidth(280)
+        self._build_slice_and_theory()
 
         self.status_step = QLabel()
         self.status_rate = QLabel()
@@ -834,6 +842,7 @@ class MainWindow(QMainWindow):
         self._display["log"] = bool(d.surface.log_scale)
         self.surface_panel.show_display(self._display)
         self._draw_surface()
+        self._slice_and_theory_surface()
 
     def _draw_surface(self) -> None:
         d = self.doc
@@ -984,6 +993,7 @@ class MainWindow(QMainWindow):
             self.readouts.show_packet(
                 [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet, d.steps
             )
+        self._draw_slice_and_theory(packet, slow_due)
         for i, run_id in enumerate(d.ids):
             if diverged[i] and run_id not in self._known_diverged:
                 self._known_diverged.add(run_id)
@@ -1030,6 +1040,186 @@ class MainWindow(QMainWindow):
         self.view3d.set_overlay_visible(kind, on)
         self.contour.set_overlay_visible(kind, on)
         self._drawn_packet = None
+
+    # ------------------------------------------------------------------ slice and theory
+    def _build_slice_and_theory(self) -> None:
+        """The Slice dock (the surface cut through the selected ball, with its tangent) and
+        the Theory dock. For a function of x only the slice is the function itself, so it
+        then replaces the 3-D view and contour map as the central view (see _set_one_d)."""
+        self.slice_view = SliceView()
+        self.theory_panel = TheoryPanel()
+        self._add_dock("Slice", self.slice_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_dock("Theory", self.theory_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Readouts"], self.docks["Slice"])
+        self.tabifyDockWidget(self.docks["Runs"], self.docks["Theory"])
+        self.docks["Readouts"].raise_()
+        self.docks["Runs"].raise_()
+        for title in ("Slice", "Theory"):  # shown again: draw the current frame into it
+            self.docks[title].visibilityChanged.connect(self._invalidate_drawn)
+        self.theory_panel.useOptimalRequested.connect(self.use_optimal_settings)
+        self.doc.runEdited.connect(self._mark_settings_changed)
+        self._central = QStackedWidget()
+        self._central.addWidget(self.takeCentralWidget())
+        self._one_d_page = QWidget()
+        QVBoxLayout(self._one_d_page).setContentsMargins(0, 0, 0, 0)
+        self._central.addWidget(self._one_d_page)
+        self.setCentralWidget(self._central)
+        self._slice_moved = QLabel("f depends on x only: the slice is the main view now.")
+        self._slice_moved.setObjectName("slice_moved")
+        self._slice_moved.setWordWrap(True)
+        self._slice_moved.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._quadratic: tuple = (None, None, None)  # (surface, constant Hessian, f*)
+        self._theory_since: dict[int, tuple] = {}  # run id -> (settings, first step)
+        self.status_ceiling = QLabel()
+        self.status_ceiling.setToolTip(
+            "2/λmax of the Hessian at the selected ball: plain GD with a larger lr overshoots"
+        )
+        self.statusBar().addPermanentWidget(self.status_ceiling)
+
+    def _invalidate_drawn(self, *_: object) -> None:
+        self._drawn_packet = None
+
+    def _slice_and_theory_surface(self) -> None:
+        d = self.doc
+        one_d = bool(getattr(d.surface, "one_d", False))
+        self.slice_view.set_function(d.surface.value, d.box, one_d=one_d)
+        self._set_one_d(one_d)
+
+    def _set_one_d(self, one_d: bool) -> None:
+        """f(x) only: the slice (the curve f(x) with ball and tangent) is the central view.
+
+        The 3-D view of f(x) is the same curve dragged along a y that means nothing, and the
+        contour map is a row of stripes; the curve itself is the textbook picture.
+        """
+        dock = self.docks["Slice"]
+        # The dock keeps its place and state (a saved layout stays right); meanwhile it says
+        # where the slice went.
+        if one_d and self._central.currentIndex() == 0:
+            self._one_d_page.layout().addWidget(self.slice_view)
+            self.slice_view.show()
+            dock.setWidget(self._slice_moved)
+            self._slice_moved.show()
+            self._central.setCurrentIndex(1)
+        elif not one_d and self._central.currentIndex() == 1:
+            dock.setWidget(self.slice_view)
+            self.slice_view.show()
+            self._central.setCurrentIndex(0)
+        self._drawn_packet = None
+
+    def _theory_index(self) -> int | None:
+        """The selected run, or the first one when none is selected."""
+        i = self._selected_index()
+        return 0 if i is None and self.doc.ids else i
+
+    def _quadratic_info(self) -> tuple[np.ndarray | None, float | None]:
+        """(constant Hessian, minimum value) of the surface if it is a quadratic with a
+        minimum (1 x 1 for f(x)); cached per surface. f* comes from one Newton step."""
+        s = self.doc.surface
+        if self._quadratic[0] is not s:
+            h = theory.is_quadratic(s.hessian, s.box)
+            if h is not None and getattr(s, "one_d", False):
+                h = h[:1, :1]
+            loss_min = None
+            if h is not None:
+                (x0, x1), (y0, y1) = s.box
+                centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+                with contextlib.suppress(ValueError):
+                    loss_min = theory.quadratic_minimum(s.value, s.gradient, h, centre)[1]
+            self._quadratic = (s, h, loss_min)
+        return self._quadratic[1], self._quadratic[2]
+
+    def _draw_slice_and_theory(self, packet: FramePacket, slow_due: bool) -> None:
+        d, f = self.doc, packet.frame
+        i = self._theory_index()
+        if i is None:
+            self.slice_view.clear_ball("No ball: add one (Ctrl+B)")
+            self.theory_panel.clear()
+            self.loss_plot.set_prediction(None)
+            return
+        if self.slice_view.isVisible():
+            color = d.runs[i].color or "#888888"
+            self.slice_view.update_ball(f.positions[i], f.gradients[i], f.deltas[i], color=color)
+        if slow_due:  # the Hessian at the ball: 10 Hz at most while playing
+            self._update_theory(i, f.positions[i])
+
+    def _update_theory(self, i: int, position: np.ndarray) -> None:
+        d = self.doc
+        run_id, spec = d.ids[i], d.runs[i]
+        quadratic, loss_min = self._quadratic_info()
+        with np.errstate(all="ignore"):
+            here = np.asarray(d.surface.hessian(position[None, :]), dtype=float)[0]
+        if getattr(d.surface, "one_d", False):
+            here = here[:1, :1]
+        first = self._settings_since(run_id, spec)
+        losses = self.trails.get(run_id).losses[first:]
+        panel = self.theory_panel
+        panel.show_run(spec.label, spec.optimizer, spec.params, here, quadratic, losses, loss_min)
+        warning = lr_warning(spec.optimizer, spec.params, panel.ceiling)
+        for rid, group in self.runs_panel.groups.items():
+            text = warning if rid == run_id else ""
+            if group.lr_warning() != text:
+                group.set_lr_warning(text)
+        ceiling = panel.ceiling
+        self.status_ceiling.setText(
+            f"{spec.label}: 2/λmax = {ceiling:.3g}" if math.isfinite(ceiling) else ""
+        )
+        self.status_ceiling.setStyleSheet("color: #b36b00;" if warning else "")
+        if panel.prediction is not None and len(losses) and loss_min is not None:
+            rate, f_min = panel.prediction
+            gaps = theory.predicted_gaps(float(losses[0]) - f_min, rate, max(len(losses), 2))
+            self.loss_plot.set_prediction(f_min + gaps, f"{spec.label}: theory", first=first)
+        else:
+            self.loss_plot.set_prediction(None)
+
+    def _settings_since(self, run_id: int, spec: RunSpec) -> int:
+        """The step from which the run has had its present optimizer and settings.
+
+        Theory speaks of one setting: after "Use optimal" mid-run, the rate is measured and
+        predicted from the step the new one took over, not over a history of two regimes.
+        A restart (a new trail epoch) starts from step 0 again.
+        """
+        trail = self.trails.get(run_id)
+        key = self._settings_key(run_id, spec)
+        seen = self._theory_since.get(run_id)
+        if seen is None or seen[0] != key:
+            same_trail = seen is not None and seen[0][:2] == key[:2]
+            self._theory_since[run_id] = (key, max(len(trail) - 1, 0) if same_trail else 0)
+        return min(self._theory_since[run_id][1], max(len(trail) - 1, 0))
+
+    def _settings_key(self, run_id: int, spec: RunSpec) -> tuple:
+        epoch = self.trails.get(run_id).epoch
+        return (self.trails.generation, epoch, spec.optimizer, repr(sorted(spec.params.items())))
+
+    def _mark_settings_changed(self, run_id: int) -> None:
+        """An edit of a run: its new settings rule from the step its ball is at now (exact
+        when paused; while playing, the worker may take a step or two before it hears)."""
+        packet = self.packet
+        if packet is None or run_id not in packet.ids or run_id not in self.doc.ids:
+            return
+        step = int(packet.frame.step[packet.ids.index(run_id)])
+        self._theory_since[run_id] = (self._settings_key(run_id, self.doc.run(run_id)), step)
+
+    def use_optimal_settings(self) -> None:
+        """Heavy-ball optimal lr and momentum on the theory's run (one undo step); a run of
+        another optimizer is switched to SGD, which is the heavy ball."""
+        optimal, i = self.theory_panel.optimal, self._theory_index()
+        if optimal is None or i is None:
+            self.statusBar().showMessage("Optimal settings exist only on a convex quadratic", 5000)
+            return
+        run_id = self.doc.ids[i]
+        spec = self.doc.run(run_id)
+        params = dict(spec.params) if spec.optimizer == "sgd" else {}
+        params.update(lr=optimal.hb_lr, momentum=optimal.hb_momentum, dampening=0.0)
+        params["nesterov"] = False
+        changes: dict = {"params": params}
+        if spec.optimizer != "sgd":
+            changes["optimizer"] = "sgd"
+        if self._try(lambda: self.doc.edit_run(run_id, changes)):
+            self.statusBar().showMessage(
+                f"{spec.label}: lr = {optimal.hb_lr:.4g}, momentum = {optimal.hb_momentum:.4g}"
+                " (heavy-ball optimum; Ctrl+Z undoes)",
+                6000,
+            )
 
     # ------------------------------------------------------------------ export
     def export_image(self, which: str, path: Path | None = None, size=None) -> bool:

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 BAD_STYLE = "QLineEdit { border: 1px solid #d33; background: #fff0f0; }"
+#: A valid value that is probably not what the person wants (it still takes effect).
+WARN_STYLE = "QLineEdit { border: 1px solid #d98c00; background: #ffe8b0; }"
 SLIDER_STEPS = 1000
 
 
@@ -55,6 +57,7 @@ class NumberEdit(QLineEdit):
         self._low_open, self._high_open = low_open, high_open
         self._value = float(value)
         self._error: str | None = None
+        self._warning = ""
         self.setText(format_number(self._value))
         self.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.setMinimumWidth(64)
@@ -69,6 +72,16 @@ class NumberEdit(QLineEdit):
 
     def error(self) -> str | None:
         return self._error
+
+    def warning(self) -> str:
+        return self._warning
+
+    def set_warning(self, text: str) -> None:
+        """Mark a valid value amber with a reason ('' clears it); an error still takes
+        precedence, as a refused value matters more than a doubtful one."""
+        if text != self._warning:
+            self._warning = text
+            self._set_error(self._error)
 
     def set_value(self, value: float) -> None:
         """Show `value` without emitting (the model is already at it)."""
@@ -102,9 +115,9 @@ class NumberEdit(QLineEdit):
     # -- internals --------------------------------------------------------------------------
     def _set_error(self, message: str | None) -> None:
         self._error = message
-        self.setStyleSheet(BAD_STYLE if message else "")
-        self.setToolTip(message or self.property("baseToolTip") or "")
-        self.setStatusTip(message or "")
+        self.setStyleSheet(BAD_STYLE if message else (WARN_STYLE if self._warning else ""))
+        self.setToolTip(message or self._warning or self.property("baseToolTip") or "")
+        self.setStatusTip(message or self._warning or "")
 
     def _check_live(self, text: str) -> None:
         _, message = self.validate(text)
@@ -120,7 +133,7 @@ class NumberEdit(QLineEdit):
 
     def setBaseToolTip(self, text: str) -> None:
         self.setProperty("baseToolTip", text)
-        if not self._error:
+        if not self._error and not self._warning:
             self.setToolTip(text)
 
 

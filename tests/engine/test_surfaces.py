@@ -10,6 +10,7 @@ import pytest
 
 from gdsim.engine import surfaces
 from gdsim.engine.expression import FormulaError, compile_formula
+from gdsim.engine.simulation import RunSpec, Simulation
 from gdsim.engine.surfaces import Surface
 
 # Ids exactly as /work/shared/reference/surfaces.md, without the neural-network ones.
@@ -33,6 +34,8 @@ REFERENCE_IDS = [
     "two-wells",
     "plateau",
 ]
+# gdsim's own pure 1-D functions f(x), after the reference's surfaces.
+ONE_D_IDS = ["1d-parabola", "1d-double-well", "1d-narrow-well"]
 ALL = [surfaces.get(name) for name in surfaces.names()] + [
     surfaces.get("ravine", kappa=20.0, angle=30.0)
 ]
@@ -70,7 +73,7 @@ def steps(s: Surface) -> np.ndarray:
 
 
 def test_names_are_the_reference_ids_in_order() -> None:
-    assert surfaces.names() == REFERENCE_IDS
+    assert surfaces.names() == REFERENCE_IDS + ONE_D_IDS
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
@@ -190,7 +193,10 @@ def test_listed_minima_have_their_values_zero_gradient_and_positive_curvature(s:
     np.testing.assert_allclose(s.value(pts), values, rtol=1e-13, atol=1e-13)
     scale = 1 + np.abs(s.hessian(pts)).max()
     assert np.abs(s.gradient(pts)).max() <= 1e-13 * scale
-    assert np.all(np.linalg.eigvalsh(s.hessian(pts)) > 0)
+    if s.one_d:  # f(x): flat along y, so only f'' > 0
+        assert np.all(s.hessian(pts)[:, 0, 0] > 0)
+    else:
+        assert np.all(np.linalg.eigvalsh(s.hessian(pts)) > 0)
 
 
 @pytest.mark.parametrize("s", [s for s in ALL if len(s.minima)], ids=str)
@@ -463,3 +469,95 @@ def test_from_formula_rejects_unknown_metadata_and_bad_boxes() -> None:
         surfaces.from_formula("x", box=((0, 0), (0, 1)))
     with pytest.raises(ValueError, match="minima_values has 2 entries for 1 minima"):
         surfaces.from_formula("x^2", minima=[(0, 0)], minima_values=[0, 1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure 1-D functions
+
+
+def test_one_d_is_read_off_the_formula() -> None:
+    assert [n for n in surfaces.names() if surfaces.get(n).one_d] == ONE_D_IDS
+    assert surfaces.from_formula("sin(3*x) + x^2").one_d
+    assert not surfaces.from_formula("x + 0*y + y^2").one_d
+    assert not surfaces.from_formula("y^2").one_d  # f(y): not a curve in x
+    assert not surfaces.from_formula("3").one_d  # a constant has nothing to show
+    assert not surfaces.get("ravine", kappa=5.0).one_d
+
+
+@pytest.mark.parametrize("name", ONE_D_IDS)
+def test_one_d_functions_have_the_derivatives_of_f_of_x(name: str) -> None:
+    s = surfaces.get(name)
+    x = np.linspace(*s.box[0], 41)
+    pts = np.column_stack([x, np.zeros_like(x)])
+    h = 1e-5
+    dx = np.array([h, 0.0])
+    up, down = pts + dx, pts - dx
+    # f' and f'' by central differences of f(x), and nothing at all along y.
+    np.testing.assert_allclose(
+        s.gradient(pts)[:, 0], (s.value(up) - s.value(down)) / (2 * h), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        s.hessian(pts)[:, 0, 0],
+        (s.gradient(up)[:, 0] - s.gradient(down)[:, 0]) / (2 * h),
+        rtol=1e-6,
+        atol=1e-5,
+    )
+    assert np.all(s.gradient(pts)[:, 1] == 0)
+    assert np.all(s.hessian(pts)[:, 1, :] == 0) and np.all(s.hessian(pts)[:, :, 1] == 0)
+    shifted = pts + np.array([0.0, 0.37])
+    np.testing.assert_array_equal(s.value(shifted), s.value(pts))
+    assert np.all(s.starts[:, 1] == 0) and np.all(s.minima[:, 1] == 0)
+
+
+@pytest.mark.parametrize("name", ONE_D_IDS)
+@pytest.mark.parametrize(
+    "params", [{"lr": 0.05}, {"lr": 0.02, "momentum": 0.9}, {"lr": 0.1, "betas": (0.9, 0.99)}]
+)
+def test_balls_on_a_one_d_function_stay_on_y_0(name: str, params: dict) -> None:
+    s = surfaces.get(name)
+    optimizer = "adam" if "betas" in params else "sgd"
+    runs = [RunSpec(f"r{k}", optimizer, params, tuple(p)) for k, p in enumerate(s.starts)]
+    sim = Simulation(s, runs)
+    sim.step(200)
+    for k in range(len(runs)):
+        positions = sim.history(k).positions
+        assert np.all(positions[:, 1] == 0)
+        assert np.ptp(positions[:, 0]) > 0.1  # it did move, along x
+
+
+def test_gradient_noise_on_a_one_d_function_stays_on_x() -> None:
+    s = surfaces.get("1d-parabola")
+    sim = Simulation(s, [RunSpec("noisy", "sgd", {"lr": 0.05}, (-1.6, 0.0), noise=2.0)])
+    sim.step(100)
+    positions = sim.history(0).positions
+    assert np.all(positions[:, 1] == 0)
+    steps_x = np.diff(positions[:, 0])
+    # Noise-free GD would shrink x by exactly (1 - 2 lr) every step; the noise breaks that.
+    assert not np.allclose(steps_x[1:] / steps_x[:-1], 0.9)
+
+
+def test_a_typed_formula_in_x_only_starts_on_y_0() -> None:
+    s = surfaces.from_formula("(x - 1)^2", box=((-3.0, 3.0), (-2.0, 2.0)))
+    assert s.one_d and s.starts[0, 1] == 0.0 and s.starts[0, 0] == pytest.approx(1.8)
+    assert surfaces.from_formula("x^2", box=((-1.0, 1.0), (1.0, 3.0))).starts[0, 1] == 2.0
+
+
+def test_one_d_double_well_stories() -> None:
+    s = surfaces.get("1d-double-well")
+    gd = RunSpec("gd", "sgd", {"lr": 0.02}, (1.8, 0.0))
+    heavy = RunSpec("momentum", "sgd", {"lr": 0.02, "momentum": 0.9}, (1.8, 0.0))
+    sim = Simulation(s, [gd, heavy])
+    sim.step(400)
+    np.testing.assert_allclose(sim.history(0).positions[-1], s.local_minima[0], atol=1e-6)
+    np.testing.assert_allclose(sim.history(1).positions[-1], s.minima[0], atol=1e-4)
+
+
+def test_one_d_narrow_well_a_high_lr_jumps_over_it() -> None:
+    s = surfaces.get("1d-narrow-well")
+    start = tuple(s.starts[0])
+    sim = Simulation(
+        s, [RunSpec("small", "sgd", {"lr": 0.05}, start), RunSpec("big", "sgd", {"lr": 0.3}, start)]
+    )
+    sim.step(400)
+    np.testing.assert_allclose(sim.history(0).positions[-1], s.minima[0], atol=1e-6)
+    np.testing.assert_allclose(sim.history(1).positions[-1], s.local_minima[0], atol=1e-3)

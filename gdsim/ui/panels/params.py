@@ -95,6 +95,9 @@ class ParamsEditor(QWidget):
     def editor(self, name: str) -> Any:
         return self._editors[name]
 
+    def names(self) -> list[str]:
+        return [spec.name for spec in self._specs]
+
     def _emit(self, *_: object) -> None:
         self.paramsChanged.emit(self.values())
 

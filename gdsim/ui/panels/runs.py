@@ -178,6 +178,16 @@ class RunGroup(QGroupBox):
         self.start_x.set_value(spec.start[0])
         self.start_y.set_value(spec.start[1])
 
+    def set_lr_warning(self, text: str) -> None:
+        """Mark the lr entry amber with `text` as its tooltip ('' clears it)."""
+        self._lr_warning = text
+        editor = self.params_editor
+        if editor is not None and "lr" in editor.names():
+            editor.editor("lr").edit.set_warning(text)
+
+    def lr_warning(self) -> str:
+        return getattr(self, "_lr_warning", "")
+
     def show_notice(self, text: str) -> None:
         self._notice.setText(text)
         self._notice.setVisible(bool(text))
@@ -204,6 +214,7 @@ class RunGroup(QGroupBox):
         self.params_editor = ParamsEditor(info.params, values)
         self.params_editor.paramsChanged.connect(self._params_changed)
         self._params_holder.addWidget(self.params_editor)
+        self.set_lr_warning(getattr(self, "_lr_warning", ""))
 
     def _build_schedule(self, schedule: dict) -> None:
         if self.schedule_editor is not None:

@@ -21,6 +21,8 @@ from gdsim.ui.views.geometry import MinMaxThinner
 
 #: How far below the smallest gap a shifted curve's floor sits, so its minimum is drawable.
 _FLOOR = 1e-3
+#: The convergence theory predicts, drawn dashed beside the measured curves.
+PREDICTION_COLOR = "#ffffff"
 
 
 class LossPlot(pg.PlotWidget):
@@ -49,6 +51,15 @@ class LossPlot(pg.PlotWidget):
         )
         self._step_line.hide()
         self.addItem(self._step_line, ignoreBounds=True)
+        # Theory's line runs on to tiny gaps the runs never reach: it must not set the range.
+        self._prediction_item = pg.PlotDataItem(
+            pen=pg.mkPen(PREDICTION_COLOR, width=2, style=Qt.PenStyle.DashLine), connect="finite"
+        )
+        self._prediction_item.hide()
+        self.addItem(self._prediction_item, ignoreBounds=True)
+        self._prediction: tuple[np.ndarray, str] | None = None
+        self._prediction_first = 0
+        self._floor = 0.0
         self._log = True
         self._reference: float | None = None
         self._labels: list[str] = []
@@ -135,6 +146,8 @@ class LossPlot(pg.PlotWidget):
                 cross.show()
             else:
                 cross.hide()
+        self._floor = floor
+        self._draw_prediction(floor)
         self._update_axis_label()
         if step is not None:
             self.set_current_step(step)
@@ -189,6 +202,44 @@ class LossPlot(pg.PlotWidget):
             return shift, 0.0
         positive = gaps[gaps > 0]
         return shift, float(positive.min()) * _FLOOR if positive.size else 1e-12
+
+    # ---------------------------------------------------------------------------- theory
+    def set_prediction(
+        self, losses: np.ndarray | None, label: str = "predicted", *, first: int = 0
+    ) -> None:
+        """A dashed line of the loss theory predicts at step first + k (losses[k]); None: off.
+
+        It is shifted like the runs' curves, so on a log axis of loss - f* a predicted
+        geometric convergence is a straight line to compare with the measured one.
+        """
+        if losses is None:
+            if self._prediction is not None:
+                self._prediction = None
+                self._prediction_item.hide()
+                self._legend.removeItem(self._prediction_item)
+            return
+        self._prediction = (np.asarray(losses, dtype=np.float64).reshape(-1), label)
+        self._prediction_first = int(first)
+        self._draw_prediction(self._floor)
+
+    def prediction(self) -> np.ndarray | None:
+        """The predicted losses as given to set_prediction (None when off)."""
+        return None if self._prediction is None else self._prediction[0]
+
+    def _draw_prediction(self, floor: float) -> None:
+        if self._prediction is None:
+            return
+        values, label = self._prediction
+        shown = values if self._shift is None else values - self._shift + floor
+        if self._log:
+            shown = np.where(shown > 0, shown, np.nan)
+        steps = self._prediction_first + np.arange(len(shown), dtype=np.float64)
+        self._prediction_item.setData(steps, shown)
+        self._prediction_item.show()
+        current = self._legend.getLabel(self._prediction_item)
+        if current is None or current.text != label:
+            self._legend.removeItem(self._prediction_item)
+            self._legend.addItem(self._prediction_item, label)
 
     # ---------------------------------------------------------------------------- controls
     def set_log(self, log: bool) -> None:
