@@ -1050,9 +1050,11 @@ class MainWindow(QMainWindow):
         self.theory_panel = TheoryPanel()
         self._add_dock("Slice", self.slice_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_dock("Theory", self.theory_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Readouts"], self.docks["Slice"])
+        # Side by side, not tabbed: the slice is worth seeing while the balls roll, and a
+        # second tab group in one window makes Qt 6.11 leave a stale copy of its tab bar
+        # drawn over the neighbouring dock (tests/ui/test_layout.py).
+        self.splitDockWidget(self.docks["Readouts"], self.docks["Slice"], Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.docks["Runs"], self.docks["Theory"])
-        self.docks["Readouts"].raise_()
         self.docks["Runs"].raise_()
         for title in ("Slice", "Theory"):  # shown again: draw the current frame into it
             self.docks[title].visibilityChanged.connect(self._invalidate_drawn)

@@ -1,0 +1,25 @@
+"""The default dock layout as a person sees it: every tab bar belongs to one tab group."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QTabBar
+
+
+def _tab_sets(window) -> list[tuple[str, ...]]:
+    return [
+        tuple(bar.tabText(i) for i in range(bar.count()))
+        for bar in window.findChildren(QTabBar)
+        if bar.parent() is window and bar.isVisible()
+    ]
+
+
+def test_no_tab_bar_is_drawn_twice(make_window):
+    # Qt 6.11 leaves a stale copy of a tab bar (drawn over the neighbouring dock) when a
+    # window gets a second tab group; the layout keeps to one group so this cannot happen.
+    window = make_window()
+    sets = _tab_sets(window)
+    assert sets, "the Runs/Sweep/Theory/Explain tabs should be shown"
+    assert len(sets) == len(set(sets)), sets
+    for title in ("Loss", "Readouts", "Slice"):
+        dock = window.docks[title]
+        assert dock.isVisible() and not dock.visibleRegion().isEmpty(), title
