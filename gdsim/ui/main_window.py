@@ -50,6 +50,7 @@ from gdsim.resources import resource
 from gdsim.scenario import Scenario, ScenarioError
 from gdsim.ui.document import Document
 from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, with_progress
+from gdsim.ui.panels.data import DataPanel, batch_run
 from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
@@ -270,6 +271,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus()
+        self._build_data()
 
         # Worker
         self.worker = SimulationWorker()
@@ -507,6 +509,58 @@ class MainWindow(QMainWindow):
         tools.addActions([self.act_add, self.act_undo, self.act_redo])
         tools.addSeparator()
         tools.addAction(self.act_export_3d)
+
+    def _build_data(self) -> None:
+        """The Data dock (an NN surface's data and every ball's fit), the runs' mini-batch
+        controls, and the mini-batch contour overlay in the View menu."""
+        self.data_panel = DataPanel()
+        self._add_dock("Data", self.data_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Readouts"], self.docks["Data"])
+        self.docks["Readouts"].raise_()
+        self.act_batch_contours = self._action(
+            "Mini-batch contours",
+            lambda _checked: setattr(self, "_drawn_packet", None),
+            "Ctrl+M",
+            "Dashed over the contour map: the loss of the mini-batch the selected run's next"
+            " step descends (NN surfaces, runs with a batch size)",
+            checkable=True,
+        )
+        view = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        first_separator = next(a for a in view.actions() if a.isSeparator())
+        view.insertAction(first_separator, self.docks["Data"].toggleViewAction())
+        view.insertAction(self.act_log_loss, self.act_batch_contours)  # after the overlays
+        self._batch_grid: tuple | None = None
+
+        def surface_changed() -> None:
+            data = self.doc.surface.data
+            self.runs_panel.set_data_size(None if data is None else data.m)
+            self.data_panel.show_surface(self.doc.surface)
+            if data is not None:
+                self.docks["Data"].raise_()
+
+        self.doc.surfaceChanged.connect(surface_changed)
+        self.doc.loaded.connect(surface_changed)
+
+    def _draw_data(self, f) -> None:
+        """The data panel's fits and, when asked, the selected run's mini-batch contours."""
+        d = self.doc
+        colors = [r.color or "#888888" for r in d.runs]
+        visible = [r.visible for r in d.runs]
+        batches = f.batches or (None,) * len(d.runs)
+        selected = self._selected_index()
+        self.data_panel.update_runs(d.surface, f.positions, colors, visible, batches, selected)
+        i = batch_run(selected, visible, batches)
+        if not self.act_batch_contours.isChecked() or d.surface.data is None or i is None:
+            self.contour.set_batch_contours(None)
+            return
+        key = (id(d.surface), d.box, batches[i].tobytes())
+        if self._batch_grid is None or self._batch_grid[0] != key:
+            (x0, x1), (y0, y1) = d.box
+            x, y = np.linspace(x0, x1, 72), np.linspace(y0, y1, 72)
+            grid = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1)
+            self._batch_grid = (key, x, y, d.surface.batch_value(grid, batches[i]))
+        _, x, y, z = self._batch_grid
+        self.contour.set_batch_contours(x, y, z, color=colors[i], log=bool(self._display["log"]))
 
     # ------------------------------------------------------------------ scenarios
     def open_initial(self, path: Path | None) -> None:
@@ -954,6 +1008,7 @@ class MainWindow(QMainWindow):
             velocities=f.velocities,
             steps=f.deltas,
         )
+        self._draw_data(f)
         # The loss curves and the numbers change little between frames but cost as much as
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()
