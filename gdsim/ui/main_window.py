@@ -82,6 +82,8 @@ what <code>torch.optim</code> computes: for plain gradient descent
 <li><b>Ctrl+Shift+F</b> export a figure or animation (as <code>gdsim render</code> draws it),
 <b>Ctrl+Shift+R</b> record the 3-D view to GIF/MP4.</li>
 <li>Sweep tab: the outcome map over two hyperparameters; click a cell to run with it.</li>
+<li>NN surfaces: the ball is a model's two weights; the Data tab shows its fit. A run's
+<b>mini-batch</b> size samples real batches; <b>Ctrl+M</b> shows the next batch's loss.</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
