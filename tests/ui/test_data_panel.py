@@ -156,6 +156,34 @@ def test_batch_size_typed_changes_the_run_and_undo_restores_it(make_window, qtbo
     assert len(window.data_panel.ringed()) == 0
 
 
+def test_a_batch_size_set_mid_run_keeps_the_ball_and_the_next_step_uses_the_batch(
+    make_window, qtbot, tmp_path
+):
+    lr = 0.05
+    window = make_window(write(tmp_path, {"name": "nn-linear"}, [run((-1.0, 1.5), lr=lr)]))
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.packet.frame.step[0] >= 10, timeout=10000)
+    pause(qtbot, window)
+    frame = window.packet.frame
+    step, where = int(frame.step[0]), frame.positions[0].copy()
+    spin = window.runs_panel.groups[window.doc.ids[0]].batch_spin
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin, "5")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.packet.frame.batches[0] is not None, timeout=10000)
+    frame = window.packet.frame
+    assert int(frame.step[0]) == step  # a live edit: no restart
+    np.testing.assert_array_equal(frame.positions[0], where)
+    batch = frame.batches[0]
+    press(qtbot, window, Qt.Key.Key_Right)  # one step
+    qtbot.waitUntil(lambda: int(window.packet.frame.step[0]) == step + 1, timeout=10000)
+    s = window.doc.surface
+    expected = where - lr * s.batch_gradient(where, batch)
+    np.testing.assert_allclose(window.packet.frame.positions[0], expected, rtol=1e-14)
+    assert not np.allclose(expected, where - lr * s.gradient(where), rtol=1e-9)
+
+
 def test_the_mini_batch_contours_appear_when_toggled(make_window, qtbot, tmp_path):
     path = write(tmp_path, {"name": "nn-linear"}, [run((-1.0, 1.5), batch_size=4)])
     window = make_window(path)
