@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KINDS", "Dataset", "make_dataset", "newton_minimum"]
+__all__ = ["KINDS", "BatchStream", "Dataset", "make_dataset", "newton_minimum"]
 
 KINDS = ("logistic", "linear", "tanh")
 
@@ -193,6 +193,54 @@ class Dataset:
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     """σ(z) = ½(1 + tanh(z/2)): no overflow for any z, unlike 1 / (1 + exp(-z))."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+# ---------------------------------------------------------------------------------- batches
+#: Mixed into a batch stream's seed, so it differs from the noise stream of the same run.
+_BATCH_SALT = 0xBA7C4
+
+
+class BatchStream:
+    """Which data points each step of one run sees: PyTorch's DataLoader(shuffle=True).
+
+    Every epoch is a fresh random permutation of the m points, cut into consecutive batches of
+    k; like DataLoader's default ``drop_last=False`` the last batch of an epoch keeps the
+    m mod k points that are left (a smaller, noisier batch). The next epoch's permutation is
+    drawn as soon as an epoch ends, so the next batch is always known (views draw its surface).
+    Setting ``k`` mid-epoch goes on from the same place in the same permutation.
+
+    The generator is ``default_rng([seed, stream, salt])``: keyed like a run's noise
+    (``default_rng([seed, stream])``) but a different stream, so a run's batches never depend on
+    its noise, on other runs, or on how its steps are chunked; the simulation and the sweep
+    draw the same batches for the same (seed, stream).
+    """
+
+    __slots__ = ("k", "m", "perm", "pos", "rng")
+
+    def __init__(self, m: int, k: int, seed: int, stream: int) -> None:
+        if not 1 <= k < m:
+            raise ValueError(f"batch size must be in [1, {m - 1}] for {m} points, got {k}")
+        self.m, self.k = m, k
+        self.rng = np.random.default_rng([seed, stream, _BATCH_SALT])
+        self.perm = self.rng.permutation(m)
+        self.pos = 0
+
+    def current(self) -> np.ndarray:
+        """Data indices of the batch the next step uses."""
+        return self.perm[self.pos : self.pos + self.k]
+
+    def advance(self) -> None:
+        """One step taken: on to the next batch (and a new permutation after the last)."""
+        self.pos += self.k
+        if self.pos >= self.m:
+            self.perm = self.rng.permutation(self.m)
+            self.pos = 0
+
+    def save(self) -> tuple[object, np.ndarray, int]:
+        return self.rng.bit_generator.state, self.perm, self.pos
+
+    def load(self, saved: tuple[object, np.ndarray, int]) -> None:
+        self.rng.bit_generator.state, self.perm, self.pos = saved  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------------------- data

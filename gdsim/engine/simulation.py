@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from gdsim.engine import nn as _nn
 from gdsim.engine import optimizers as _optimizers
 from gdsim.engine import schedules as _schedules
 
@@ -64,8 +65,6 @@ DIVERGENCE_BOX_DIAGONALS = 1e3
 # Steps per chunk between checks; also bounded so a chunk's buffers stay small for many balls.
 _CHUNK_STEPS = 2048
 _CHUNK_CELLS = 1 << 17
-# Mixed into a run's batch generator seed, so its stream differs from its noise stream.
-_BATCH_SALT = 0xBA7C4
 # State fields that hold a momentum / first-moment buffer, in order of preference.
 _VELOCITY_FIELDS = ("momentum_buffer", "exp_avg", "momentum", "m", "velocity")
 
@@ -191,39 +190,6 @@ class _History:
         self.n = n + k  # last: a reader on another thread sees complete rows only
 
 
-class _Batches:
-    """Which data points each step of one run sees: PyTorch's DataLoader(shuffle=True).
-
-    Every epoch is a fresh random permutation of the m points, cut into consecutive batches of
-    k; like DataLoader's default ``drop_last=False`` the last batch of an epoch keeps the
-    m mod k points that are left (a smaller, noisier batch). The next epoch's permutation is
-    drawn as soon as an epoch ends, so the next batch is always known (views draw its surface).
-    Changing k mid-epoch goes on from the same place in the same permutation.
-    """
-
-    __slots__ = ("k", "m", "perm", "pos", "rng")
-
-    def __init__(self, m: int, k: int, rng: np.random.Generator) -> None:
-        self.m, self.k, self.rng = m, k, rng
-        self.perm = rng.permutation(m)
-        self.pos = 0
-
-    def current(self) -> np.ndarray:
-        return self.perm[self.pos : self.pos + self.k]
-
-    def advance(self) -> None:
-        self.pos += self.k
-        if self.pos >= self.m:
-            self.perm = self.rng.permutation(self.m)
-            self.pos = 0
-
-    def save(self) -> tuple[Any, np.ndarray, int]:
-        return self.rng.bit_generator.state, self.perm, self.pos
-
-    def load(self, saved: tuple[Any, np.ndarray, int]) -> None:
-        self.rng.bit_generator.state, self.perm, self.pos = saved
-
-
 class _Run:
     """Everything the simulation keeps for one ball (internal)."""
 
@@ -250,7 +216,7 @@ class _Run:
         self.schedule = _make_schedule(spec.schedule)
         self.hist = _History()
         self.rng: np.random.Generator | None = None
-        self.batches: _Batches | None = None
+        self.batches: _nn.BatchStream | None = None
         self.state: Any = None
         self.status = Status.RUNNING
         self.stopped_at = -1
@@ -639,7 +605,7 @@ class Simulation:
         states: list[Any],
         hessian: Any,
         gradient: Any,
-        batched: list[tuple[int, _Batches]],
+        batched: list[tuple[int, _nn.BatchStream]],
         data: Any,
     ) -> None:
         """The inner loop of a chunk: T steps of every group, rows written into P, G, D."""
@@ -899,13 +865,13 @@ class Simulation:
             r.state = None
         self._groups = None
 
-    def _make_batches(self, r: _Run) -> _Batches | None:
+    def _make_batches(self, r: _Run) -> _nn.BatchStream | None:
         """A fresh batch stream for run ``r``, or None when it steps on the exact gradient."""
         data = getattr(self._surface, "data", None)  # duck-typed surfaces have none
         k = r.spec.batch_size
         if data is None or k is None or k >= data.m:
             return None
-        return _Batches(data.m, k, np.random.default_rng([self._seed, r.uid, _BATCH_SALT]))
+        return _nn.BatchStream(data.m, k, self._seed, r.uid)
 
     def _met_now(self, r: _Run) -> str | None:
         """The stop rule run ``r`` meets at its current row without another step, if any."""

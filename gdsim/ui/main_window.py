@@ -797,6 +797,7 @@ class MainWindow(QMainWindow):
                 steps=steps,
                 schedule=run.schedule,
                 noise=run.noise,
+                batch_size=run.batch_size,
                 seed=seed,
                 stream=index,
             )

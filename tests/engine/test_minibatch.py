@@ -182,3 +182,39 @@ def test_batch_arrays_in_a_frame_are_read_only_copies() -> None:
     assert b.dtype.kind == "i" and not b.flags.writeable
     sim.step(1)
     assert not np.array_equal(sim.frame().batches[0], b)
+
+
+# ------------------------------------------------------------------------------ sweeps
+def test_a_sweep_cell_with_batches_is_the_simulation_run_bit_for_bit() -> None:
+    from gdsim.engine.sweep import parse_axis, sweep
+
+    x, y = parse_axis("lr=0.01:0.3:log:5"), parse_axis("momentum=0:0.9:3")
+    start = (-1.0, 1.5)
+    r = sweep(LINEAR, "sgd", {}, start, x, y, steps=150, noise=0.05, seed=4, stream=2, batch_size=6)
+    assert r.diverged.any() and not r.diverged.all()
+    for i in range(3):
+        for j in range(5):
+            params = {"lr": float(x.values[j]), "momentum": float(y.values[i])}
+            filler = [spec(8), spec(None)]  # runs 0 and 1: the cell is run 2
+            cell = RunSpec("cell", "sgd", params, start, noise=0.05, batch_size=6)
+            sim = Simulation(LINEAR, [*filler, cell], seed=4)
+            sim.step(150)
+            f = sim.frame()
+            assert r.diverged_at[i, j] == f.stopped_at[2]
+            assert r.final_position[i, j].tobytes() == f.positions[2].tobytes()
+            assert r.final_loss[i, j] == f.losses[2]
+
+
+def test_a_sweep_with_batches_differs_from_the_full_batch_and_ignores_them_without_data():
+    from gdsim.engine.sweep import parse_axis, sweep
+
+    x, y = parse_axis("lr=0.01:0.1:3"), parse_axis("momentum=0:0.5:2")
+    full = sweep(TANH, "sgd", {}, (-2.5, 0.5), x, y, steps=60)
+    mini = sweep(TANH, "sgd", {}, (-2.5, 0.5), x, y, steps=60, batch_size=4)
+    assert not np.array_equal(full.final_position, mini.final_position)
+    bowl = surfaces.get("bowl")
+    a = sweep(bowl, "sgd", {}, (1.0, 1.0), x, y, steps=60)
+    b = sweep(bowl, "sgd", {}, (1.0, 1.0), x, y, steps=60, batch_size=4)
+    assert a.final_position.tobytes() == b.final_position.tobytes()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        sweep(TANH, "sgd", {}, (-2.5, 0.5), x, y, steps=60, batch_size=0)
