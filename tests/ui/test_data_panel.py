@@ -233,3 +233,34 @@ def test_shipped_nn_scenarios_open_with_the_data_dock_raised(make_window, qtbot,
     # drawn on top, in its colour.
     mask = color_mask(window.data_panel.plot.grab().toImage(), window.doc.runs[-1].color, 50)
     assert mask.sum() > 50
+
+
+def test_a_new_data_seed_typed_in_the_surface_panel_redraws_the_data(
+    make_window, qtbot, tmp_path, no_dialogs
+):
+    window = make_window(write(tmp_path, {"name": "nn-tanh"}, [run((-2.5, 0.5))]))
+    qtbot.waitUntil(window.data_panel.plot.isVisible, timeout=5000)
+    plot = window.data_panel.plot
+    before = color_mask(plot.grab().toImage(), "#cfcfcf", 25)
+    old = window.doc.surface
+    edit = window.surface_panel.findChild(
+        type(window.surface_panel.box_edits[0]), "surface_param_seed"
+    )
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "5")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.doc.surface_spec["params"]["seed"] == 5.0
+    assert window.doc.surface.data.seed == 5 and window.doc.surface is not old
+    wait_drawn(qtbot, window)
+    after = color_mask(plot.grab().toImage(), "#cfcfcf", 25)
+    assert (before != after).sum() > 100  # other points
+    assert "data seed 5" in window.data_panel.caption.text()
+    # A seed that is not a whole number is refused and changes nothing.
+    edit = window.surface_panel.findChild(type(edit), "surface_param_seed")  # rebuilt
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "2.5")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.doc.surface.data.seed == 5
+    assert any("whole number" in w for w in no_dialogs)
