@@ -264,3 +264,29 @@ def test_a_new_data_seed_typed_in_the_surface_panel_redraws_the_data(
     qtbot.keyClick(edit, Qt.Key.Key_Return)
     assert window.doc.surface.data.seed == 5
     assert any("whole number" in w for w in no_dialogs)
+
+
+def test_the_panel_alone_hides_what_cannot_be_drawn(qtbot):
+    from gdsim.engine import surfaces
+    from gdsim.ui.panels.data import DataPanel, batch_run
+
+    panel = DataPanel()
+    qtbot.addWidget(panel)
+    panel.resize(500, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    s = surfaces.get("nn-linear")
+    positions = np.array([[1.0, 0.0], [np.nan, np.nan], [2.0, -1.0]])
+    batches = (None, np.array([1, 2]), np.array([3, 4, 5]))
+    colors = ["#ff0000", "#00ff00", "#0000ff"]
+    panel.update_runs(s, positions, colors, [True, True, False], batches, selected=None)
+    image = panel.plot.grab().toImage()
+    assert color_mask(image, "#ff0000", 40).sum() > 50  # a finite, visible run: drawn
+    assert color_mask(image, "#0000ff", 40).sum() == 0  # hidden run: not drawn
+    # The NaN run draws no curve, but its batch is the first visible one: ringed in green.
+    assert color_mask(image, "#00ff00", 40).sum() > 10
+    assert len(panel.ringed()) == 2
+    assert batch_run(2, [True, True, False], batches) == 1  # a hidden selection falls back
+    assert batch_run(None, [True, False, False], batches) is None
+    panel.update_runs(surfaces.get("bowl"), positions, colors, [True] * 3, batches, None)
+    assert panel.message.isVisible() and not panel.has_data()
