@@ -257,7 +257,7 @@ def test_a_new_data_seed_typed_in_the_surface_panel_redraws_the_data(
     assert (before != after).sum() > 100  # other points
     assert "data seed 5" in window.data_panel.caption.text()
     # A seed that is not a whole number is refused and changes nothing.
-    edit = window.surface_panel.findChild(type(edit), "surface_param_seed")  # rebuilt
+    assert window.surface_panel.findChild(type(edit), "surface_param_seed") is edit  # kept
     edit.setFocus()
     edit.selectAll()
     qtbot.keyClicks(edit, "2.5")
