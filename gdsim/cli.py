@@ -590,6 +590,7 @@ def _cmd_sweep(argv: list[str]) -> int:
             steps=steps,
             schedule=run.schedule,
             noise=run.noise,
+            batch_size=run.batch_size,
             seed=scenario.seed,
             stream=args.run,
             tol=DEFAULT_TOL if tol is None else float(tol),

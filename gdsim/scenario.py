@@ -20,9 +20,12 @@ The format (``"gdsim": 1`` is the format version)::
      "stop": {"grad_tol": 1e-6, "loss_tol": null, "max_steps": null},
      "runs": [{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.05},
                "start": [-1.5, 2.0], "schedule": {"name": "step", "step_size": 100,
-               "gamma": 0.5}, "noise": 0.0, "color": "#1f77b4", "visible": true}]}
+               "gamma": 0.5}, "noise": 0.0, "color": "#1f77b4", "visible": true,
+               "batch_size": 8}]}
 
-A built-in surface may carry ``params`` (e.g. ravine ``kappa``, ``angle``) and a view ``box``.
+A built-in surface may carry ``params`` (e.g. ravine ``kappa``, ``angle``; a neural-network
+surface's data ``seed``) and a view ``box``. A run's ``batch_size`` (absent or null = the full
+batch) samples real mini-batches on a surface with data and does nothing on others.
 """
 
 from __future__ import annotations
@@ -58,12 +61,15 @@ FORMAT_VERSION = 1
 #: Most steps a scenario may ask for: the history of 10 million steps is already ~0.5 GB a ball.
 MAX_STEPS = 10_000_000
 DEFAULT_STEPS = 500
+#: Largest batch_size a file may ask for (any size >= the data's points is the full batch).
+MAX_BATCH = 1_000_000
 DEFAULT_BOX = ((-3.0, 3.0), (-3.0, 3.0))
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _TOP_FIELDS = ("gdsim", "title", "description", "surface", "steps", "seed", "stop", "runs")
 _SURFACE_FIELDS = ("name", "formula", "params", "box", "title")
 _RUN_FIELDS = (
     "label", "optimizer", "params", "start", "schedule", "noise", "color", "visible",
+    "batch_size",
 )  # fmt: skip
 _STOP_FIELDS = ("grad_tol", "loss_tol", "max_steps")
 
@@ -544,8 +550,11 @@ def _run(value: Any, path: str, surface: Surface) -> RunSpec:
         if not _COLOR.fullmatch(color):
             raise ScenarioError(f"must be a colour like '#1f77b4', got {color!r}", f"{path}.color")
     visible = _bool(data.get("visible", True), f"{path}.visible")
+    batch_size = None
+    if data.get("batch_size") is not None:
+        batch_size = _integer(data["batch_size"], f"{path}.batch_size", 1, MAX_BATCH)
     _check_start(surface, start, f"{path}.start")
-    return RunSpec(label, name, params, start, schedule, noise, visible, color)
+    return RunSpec(label, name, params, start, schedule, noise, visible, color, batch_size)
 
 
 def _schedule(value: Any, path: str) -> dict[str, Any]:
@@ -592,6 +601,8 @@ def _run_dict(run: RunSpec) -> dict[str, Any]:
         out["color"] = run.color
     if not run.visible:
         out["visible"] = False
+    if run.batch_size is not None:
+        out["batch_size"] = run.batch_size
     return out
 
 

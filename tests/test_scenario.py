@@ -501,6 +501,29 @@ def story_1d_narrow_well(s, sim, f):
     assert (sim.history(2).positions[:, 0] < 0.5).sum() < 12  # it spent few steps near it
 
 
+def story_nn_minibatch(s, sim, f):
+    surface = s.build_surface()
+    assert surface.data is not None and [r.batch_size for r in s.runs] == [None, 8, 1]
+    best = surface.minima[0]
+    full, eight, one = range(3)
+    assert _near(f.positions[full], best, 1e-6)  # the exact gradient settles on the minimum
+    # Mini-batches keep jittering around it, the smaller the batch the wider.
+    jitter = [np.hypot(*(sim.history(i).positions[-200:] - best).T).mean() for i in range(3)]
+    assert jitter[full] < 1e-4 < 0.02 < jitter[eight] < 0.5 < jitter[one]
+    assert f.batches[full] is None and len(f.batches[eight]) == 8 and len(f.batches[one]) == 1
+
+
+def story_nn_tanh_mirror(s, sim, f):
+    surface = s.build_surface()
+    plus, minus = surface.minima
+    np.testing.assert_array_equal(plus, -minus)
+    left, right, saddle, adam, adam_mirror = range(5)
+    assert _near(f.positions[left], minus, 1e-5) and _near(f.positions[right], plus, 1e-5)
+    np.testing.assert_array_equal(f.positions[left], -f.positions[right])  # exactly mirrored
+    assert (sim.history(saddle).positions == 0).all()  # the gradient at the saddle is 0
+    assert _near(f.positions[adam], plus, 0.1) and _near(f.positions[adam_mirror], minus, 0.1)
+
+
 STORIES = {
     name[len("story_") :].replace("_", "-"): fn
     for name, fn in globals().items()
@@ -534,6 +557,59 @@ def test_the_readme_example_is_a_valid_scenario():
     example = re.search(r"```json\n(.*?)```", section, re.S).group(1)
     s = Scenario.from_json(example)
     assert s.runs[1].schedule == {"name": "step", "step_size": 100, "gamma": 0.5}
+
+
+def _nn_doc(**run) -> dict:
+    return {
+        "gdsim": 1,
+        "surface": {"name": "nn-linear", "params": {"seed": 3, "offset": -1.5, "spread": 0.5}},
+        "runs": [{"optimizer": "sgd", "params": {"lr": 0.05}, "start": [0.0, 0.0], **run}],
+    }
+
+
+def test_batch_size_and_nn_surface_round_trip():
+    s = Scenario.from_dict(_nn_doc(batch_size=8))
+    assert s.runs[0].batch_size == 8
+    assert s.surface.params == {"seed": 3.0, "offset": -1.5, "spread": 0.5}
+    again = Scenario.from_json(s.to_json())
+    assert again.to_dict() == s.to_dict() and again.runs[0].batch_size == 8
+    np.testing.assert_array_equal(again.build_surface().data.x, s.build_surface().data.x)
+    a, b = s.to_simulation(), again.to_simulation()
+    a.step(50)
+    b.step(50)
+    np.testing.assert_array_equal(a.history(0).positions, b.history(0).positions)
+    full = Scenario.from_dict(_nn_doc())
+    assert full.runs[0].batch_size is None and "batch_size" not in full.to_dict()["runs"][0]
+    assert Scenario.from_dict(_nn_doc(batch_size=None)).runs[0].batch_size is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (0, "must be in [1, 1000000], got 0"),
+        (-4, "must be in [1, 1000000]"),
+        (2.5, "must be an integer, got 2.5"),
+        ("8", "must be an integer, got a string"),
+        (True, "must be an integer, got a boolean"),
+    ],
+)
+def test_bad_batch_sizes_are_refused_naming_the_field(value, reason):
+    with pytest.raises(ScenarioError) as e:
+        Scenario.from_dict(_nn_doc(batch_size=value))
+    assert e.value.field == "runs[0].batch_size"
+    assert reason in e.value.reason
+
+
+def test_bad_nn_surface_params_are_refused_naming_the_field():
+    doc = _nn_doc()
+    doc["surface"]["params"]["seed"] = 1.5
+    with pytest.raises(ScenarioError, match="seed must be a whole number") as e:
+        Scenario.from_dict(doc)
+    assert e.value.field == "surface.params"
+    doc["surface"]["params"]["seed"] = 10_000
+    with pytest.raises(ScenarioError, match=r"must be in \[0, 9999\]") as e:
+        Scenario.from_dict(doc)
+    assert e.value.field == "surface.params.seed"
 
 
 def test_an_absurdly_large_box_is_refused_with_its_field():

@@ -16,6 +16,10 @@ Why it is shaped like this:
 * **History that never holds a NaN.** Per run, preallocated arrays that double when full.
   Row ``k`` is the state after ``k`` steps (row 0 is the start): position, loss, the true
   (noise-free) gradient there, and the learning rate the step *from* there uses.
+* **Real mini-batches.** On a surface with data (the neural-network surfaces) a run with a
+  ``batch_size`` descends the loss of a mini-batch each step, drawn like PyTorch's
+  ``DataLoader(shuffle=True)`` from the run's own generator (seeded from ``(seed, run id)`` but
+  separate from the noise generator), so batches too never depend on other runs or chunking.
 * **Live edits.** The desktop app changes hyperparameters, optimizers, starts and the surface
   while balls roll; every edit leaves the simulation in a state a straight optimizer loop could
   have reached.
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from gdsim.engine import nn as _nn
 from gdsim.engine import optimizers as _optimizers
 from gdsim.engine import schedules as _schedules
 
@@ -74,6 +79,9 @@ class RunSpec:
     ``schedule`` is ``{"name": ..., **its parameters}`` or None for a constant learning rate.
     ``noise`` is the standard deviation of Gaussian noise added to each gradient component, a
     stand-in for mini-batch noise. ``visible`` and ``color`` are hints for views only.
+    ``batch_size`` is the mini-batch size on a surface with data (None = the full batch, the
+    exact gradient; a size >= the number of points is the full batch too). On a surface without
+    data it has no effect: a formula has no points to sample.
     """
 
     label: str
@@ -84,6 +92,7 @@ class RunSpec:
     noise: float = 0.0
     visible: bool = True
     color: str | None = None
+    batch_size: int | None = None
 
     def copy(self) -> RunSpec:
         """A deep-enough copy: the dicts are new, so edits to it never reach a simulation."""
@@ -130,6 +139,9 @@ class Frame(NamedTuple):
     velocities: np.ndarray  # (n_runs, 2) momentum / first-moment buffer, zeros if none
     reasons: tuple[str | None, ...]  # why a run stopped: "grad_tol", "loss_tol", "max_steps",
     #                                   "non-finite", "out of bounds", "loss too large"; or None
+    # per run, the data indices of the mini-batch its next step uses (read-only); None for the
+    # full batch, a surface without data, or a run that has stopped
+    batches: tuple[np.ndarray | None, ...] = ()
 
 
 class RunHistory(NamedTuple):
@@ -206,6 +218,7 @@ class _Run:
     """Everything the simulation keeps for one ball (internal)."""
 
     __slots__ = (
+        "batches",
         "delta",
         "hist",
         "opt",
@@ -227,6 +240,7 @@ class _Run:
         self.schedule = _make_schedule(spec.schedule)
         self.hist = _History()
         self.rng: np.random.Generator | None = None
+        self.batches: _nn.BatchStream | None = None
         self.state: Any = None
         self.status = Status.RUNNING
         self.stopped_at = -1
@@ -273,6 +287,13 @@ def _check_spec(spec: RunSpec) -> RunSpec:
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {spec.noise!r}")
     spec.noise = noise
+    k = spec.batch_size
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(
+                f"batch_size must be an integer >= 1 (or None for the full batch), got {k!r}"
+            )
+        spec.batch_size = int(k)
     return spec
 
 
@@ -532,7 +553,9 @@ class Simulation:
             stopped,
             vel,
             tuple(r.reason for r in self._runs),
-        )
+            tuple(_readonly(r.batches.current()) if r.batches is not None
+                  and r.status is Status.RUNNING else None for r in self._runs),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ stepping
     def step(self, n: int = 1) -> int:
@@ -616,6 +639,10 @@ class Simulation:
                 # f(x) has no y to be noisy about: the ball stays on its curve (y = 0).
                 noise[..., 1] = 0.0
 
+        batched = [(j, r.batches) for j, r in enumerate(active) if r.batches is not None]
+        saved = [b.save() for _, b in batched]
+        data = getattr(self._surface, "data", None)  # duck-typed surfaces have none
+
         gradient = self._surface.gradient
         hessian = self._surface.hessian
         plan = []
@@ -625,23 +652,14 @@ class Simulation:
         states = [g.state for g in groups]
 
         # If anything below raises, nothing of this chunk is kept: states are immutable
-        # NamedTuples collected in a local list, and no run's rows have been touched yet.
-        for t in range(T):
-            theta = P[t]
-            grad = G[t] if noise is None else G[t] + noise[t]
-            for k in range(len(plan)):
-                a, b, update, lr, needs_h = plan[k]
-                if lr is None and not needs_h:  # the common case: no keyword dict to build
-                    D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b])
-                    continue
-                kw: dict[str, Any] = {}
-                if lr is not None:
-                    kw["lr"] = lr[t]
-                if needs_h:
-                    kw["hessian"] = hessian(theta[a:b])
-                D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b], **kw)
-            np.add(theta, D[t], out=P[t + 1])
-            G[t + 1] = gradient(P[t + 1])
+        # NamedTuples collected in a local list, no run's rows have been touched yet, and the
+        # batch samplers are put back.
+        try:
+            self._steps(T, P, G, D, noise, plan, states, hessian, gradient, batched, data)
+        except BaseException:
+            for (_, b), s in zip(batched, saved, strict=True):
+                b.load(s)
+            raise
         for g, s in zip(groups, states, strict=True):
             g.state = s
 
@@ -664,6 +682,51 @@ class Simulation:
                 if r.status is not Status.RUNNING:
                     r.state = None  # rows past the stop are meaningless; reset re-inits
         return int(keep.max()) if na else 0
+
+    @staticmethod
+    def _steps(
+        T: int,
+        P: np.ndarray,
+        G: np.ndarray,
+        D: np.ndarray,
+        noise: np.ndarray | None,
+        plan: list[Any],
+        states: list[Any],
+        hessian: Any,
+        gradient: Any,
+        batched: list[tuple[int, _nn.BatchStream]],
+        data: Any,
+    ) -> None:
+        """The inner loop of a chunk: T steps of every group, rows written into P, G, D."""
+        for t in range(T):
+            theta = P[t]
+            grad = G[t] if noise is None else G[t] + noise[t]
+            if batched:
+                # A mini-batch run steps on its batch's gradient; G keeps the true one.
+                grad = grad.copy() if noise is None else grad
+                by_size: dict[int, list[int]] = {}
+                for j, b in batched:
+                    by_size.setdefault(len(b.current()), []).append(j)
+                rows_of = dict(batched)
+                for rows in by_size.values():
+                    idx = np.stack([rows_of[j].current() for j in rows])
+                    g = data.gradient(theta[rows], idx)
+                    grad[rows] = g if noise is None else g + noise[t, rows]
+                for _, b in batched:
+                    b.advance()
+            for k in range(len(plan)):
+                a, b, update, lr, needs_h = plan[k]
+                if lr is None and not needs_h:  # the common case: no keyword dict to build
+                    D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b])
+                    continue
+                kw: dict[str, Any] = {}
+                if lr is not None:
+                    kw["lr"] = lr[t]
+                if needs_h:
+                    kw["hessian"] = hessian(theta[a:b])
+                D[t, a:b], states[k] = update(grad[a:b], states[k], theta[a:b], **kw)
+            np.add(theta, D[t], out=P[t + 1])
+            G[t + 1] = gradient(P[t + 1])
 
     def _judge(
         self, P: np.ndarray, G: np.ndarray, L: np.ndarray, loss0: np.ndarray, step0: np.ndarray
@@ -770,6 +833,22 @@ class Simulation:
         spec = _check_spec(replace(r.spec, noise=noise))
         r.spec.noise = spec.noise
 
+    def set_batch_size(self, i: int, batch_size: int | None) -> None:
+        """Mini-batch size for run ``i`` from its next step on (None = the full batch).
+
+        The position and optimizer state are kept. A run that had batches goes on in the same
+        epoch's permutation at the same place; a run that had none starts its batch stream
+        afresh (seeded as at a reset). ValueError, changing nothing, for a bad size.
+        """
+        r = self._run(i)
+        spec = _check_spec(replace(r.spec, batch_size=batch_size))
+        r.spec.batch_size = spec.batch_size
+        old = r.batches
+        r.batches = self._make_batches(r)
+        if old is not None and r.batches is not None:
+            old.k = r.batches.k
+            r.batches = old
+
     def set_start(self, i: int, start: Sequence[float]) -> None:
         """Move run ``i``'s start. A run that has already moved restarts from there."""
         r = self._run(i)
@@ -866,6 +945,7 @@ class Simulation:
         r.status, r.stopped_at, r.reason = Status.RUNNING, -1, None
         r.delta = np.zeros(2)
         r.rng = np.random.default_rng([self._seed, r.uid])
+        r.batches = self._make_batches(r)
         r.state = r.opt.init(xy[None].copy())
         r.hist.restart(xy, loss, grad, float(r.lr_at(0)))
         why = self._met_now(r)
@@ -873,6 +953,14 @@ class Simulation:
             r.status, r.stopped_at, r.reason = Status.CONVERGED, 0, why
             r.state = None
         self._groups = None
+
+    def _make_batches(self, r: _Run) -> _nn.BatchStream | None:
+        """A fresh batch stream for run ``r``, or None when it steps on the exact gradient."""
+        data = getattr(self._surface, "data", None)  # duck-typed surfaces have none
+        k = r.spec.batch_size
+        if data is None or k is None or k >= data.m:
+            return None
+        return _nn.BatchStream(data.m, k, self._seed, r.uid)
 
     def _met_now(self, r: _Run) -> str | None:
         """The stop rule run ``r`` meets at its current row without another step, if any."""

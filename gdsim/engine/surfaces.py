@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdsim.engine import nn as _nn
 from gdsim.engine.expression import FormulaError, compile_formula
 
 __all__ = [
@@ -79,6 +80,9 @@ class Surface:
     `one_d` is True when f does not depend on y (a function f(x) drawn as a curve): its
     gradient's y part is exactly 0, so a ball started on y = 0 stays there. Left out, it is
     read off the formula.
+    `data` is set for the neural-network surfaces only: f is then the exact mean training loss
+    of a two-parameter model over these points, and any subset of them (a mini-batch) has its
+    own loss surface (`batch_value`, `batch_gradient`).
     """
 
     name: str
@@ -95,6 +99,7 @@ class Surface:
     local_minima_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     functions: SurfaceFunctions = field(kw_only=True, repr=False)
     one_d: bool | None = field(default=None, kw_only=True)
+    data: _nn.Dataset | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -125,6 +130,22 @@ class Surface:
     def hessian(self, xy: np.ndarray) -> np.ndarray:
         """Hessian of f at points (..., 2) -> (..., 2, 2), symmetric."""
         return self.functions.hessian(xy)
+
+    def batch_value(self, xy: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The loss of the mini-batch ``idx`` (data indices) at points (..., 2).
+
+        ValueError for a surface without data: a formula has no points to sample.
+        """
+        return self._data().value(xy, idx)
+
+    def batch_gradient(self, xy: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The gradient of the mini-batch ``idx``'s loss at points (..., 2) -> (..., 2)."""
+        return self._data().gradient(xy, idx)
+
+    def _data(self) -> _nn.Dataset:
+        if self.data is None:
+            raise ValueError(f"surface {self.name!r} has no data set, so it has no mini-batches")
+        return self.data
 
     def grid(
         self, nx: int, ny: int, box: Box | None = None
@@ -603,6 +624,19 @@ _RAVINE_PARAMS = (
     SurfaceParam("angle", 0.0, -180.0, 180.0, False, "rotation of the valley, degrees"),
 )
 
+_NN_SEED = SurfaceParam(
+    "seed", 0.0, 0.0, 9999.0, False, "data seed (a whole number): the same seed, the same points"
+)
+_NN_PARAMS: dict[str, tuple[SurfaceParam, ...]] = {
+    "nn-logistic": (_NN_SEED,),
+    "nn-linear": (
+        _NN_SEED,
+        SurfaceParam("offset", 2.0, -5.0, 5.0, False, "mean of the inputs u (sets the tilt)"),
+        SurfaceParam("spread", 1.0, 0.1, 5.0, True, "standard deviation of the inputs u"),
+    ),
+    "nn-tanh": (_NN_SEED,),
+}
+
 _ORDER = [
     "bowl",
     "ravine",
@@ -625,6 +659,9 @@ _ORDER = [
     "1d-parabola",
     "1d-double-well",
     "1d-narrow-well",
+    "nn-logistic",
+    "nn-linear",
+    "nn-tanh",
 ]
 
 
@@ -636,6 +673,8 @@ def names() -> list[str]:
 def param_specs(name: str) -> tuple[SurfaceParam, ...]:
     """The adjustable parameters of a built-in surface (empty for most)."""
     _check_name(name)
+    if name in _NN_PARAMS:
+        return _NN_PARAMS[name]
     return _RAVINE_PARAMS if name == "ravine" else ()
 
 
@@ -676,6 +715,8 @@ def get(name: str, **params: float) -> Surface:
     values = _check_params(name, params)
     if name == "ravine":
         return _ravine(**values)
+    if name in _NN_PARAMS:
+        return _neural(name, **values)
     e = _CATALOGUE[name]
     functions = (
         e.closed_form(e.formula) if e.closed_form is not None else _formula_functions(e.formula)
@@ -729,6 +770,79 @@ def _ravine(kappa: float, angle: float) -> Surface:
         log_scale=False,
         params={"kappa": kappa, "angle": angle},
         functions=_formula_functions(formula),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Neural-network surfaces (the model and its data live in gdsim.engine.nn)
+
+
+def _neural(name: str, seed: float, offset: float = 2.0, spread: float = 1.0) -> Surface:
+    """A two-parameter model's exact training loss: (x, y) are its two weights.
+
+    The minima are found by Newton's method on the exact gradient for this seed's data (they
+    move a little with the seed); the boxes are wide enough for every seed's minimum.
+    """
+    if not float(seed).is_integer():
+        raise ValueError(f"Invalid seed: {seed!r} (seed must be a whole number)")
+    kind = name.removeprefix("nn-")
+    data = _nn.make_dataset(kind, int(seed), offset=offset, spread=spread)
+    m = data.m
+    params: dict[str, float] = {"seed": float(seed)}
+    if kind == "logistic":
+        title = "NN: logistic neuron σ(w·u + b)"
+        story = (
+            f"A single neuron classifying {m} points of two overlapping blobs, trained with "
+            "cross-entropy: x is the weight w, y the bias b. Convex but flat far out; "
+            "mini-batch SGD jitters around the minimum at a distance set by lr and batch size."
+        )
+        formula = f"mean over {m} points (u, c) of log(1 + exp(x*u + y)) - c*(x*u + y)"
+        box: Box = ((-3.0, 7.0), (-5.0, 5.0))
+        minima = [_nn.newton_minimum(data, (0.0, 0.0))]
+        starts = [(-2.0, 4.0), (6.0, -4.0)]
+    elif kind == "linear":
+        params.update(offset=offset, spread=spread)
+        h = 2 * np.array([[offset**2 + spread**2, offset], [offset, 1.0]])
+        ev = np.linalg.eigvalsh(h)
+        title = "NN: linear regression w·u + b"
+        story = (
+            f"Least squares on {m} points: x is the slope w, y the intercept b. Inputs "
+            f"centred at {offset:g} with spread {spread:g} couple w and b into a ravine of "
+            f"condition number κ = {ev[1] / ev[0]:.3g} (lr above 2/λmax = {2 / ev[1]:.3g} "
+            "diverges); centring the inputs (offset 0) makes it round."
+        )
+        formula = f"mean over {m} points (u, v) of (x*u + y - v)^2"
+        box = ((-1.5, 4.5), (-4.0, 2.0))
+        minima = [_nn.newton_minimum(data, (0.0, 0.0))]
+        starts = [(-1.0, 1.5), (4.0, -3.5)]
+    else:
+        title = "NN: tanh net w₂·tanh(w₁·u)"
+        story = (
+            f"A two-weight tanh network fitting {m} points: x is w₁, y is w₂. tanh is odd, so "
+            "(w₁, w₂) and (-w₁, -w₂) are the same network: two equal minima, a saddle at the "
+            "origin between them, and flat plateaus where tanh saturates."
+        )
+        formula = f"mean over {m} points (u, v) of (y*tanh(x*u) - v)^2"
+        box = ((-3.0, 3.0), (-3.0, 3.0))
+        best = _nn.newton_minimum(data, (1.5, 1.2))
+        minima = [best, -best]
+        starts = [(-2.5, 0.5), (2.5, -0.5)]
+    minima_arr = np.array(minima)
+    (x0, x1), (y0, y1) = box
+    xx, yy = np.meshgrid(np.linspace(x0, x1, 64), np.linspace(y0, y1, 64), indexing="ij")
+    return Surface(
+        name=name,
+        title=title,
+        story=story,
+        formula=formula,
+        box=box,
+        minima=minima_arr,
+        minima_values=data.value(minima_arr),
+        starts=starts,
+        log_scale=wants_log_scale(data.value(np.stack([xx, yy], axis=-1))),
+        params=params,
+        functions=SurfaceFunctions(data.value, data.gradient, data.hessian),
+        data=data,
     )
 
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gdsim.engine import nn as _nn
 from gdsim.engine import optimizers as _optimizers
 from gdsim.engine import schedules as _schedules
 from gdsim.engine.simulation import DIVERGENCE_BOX_DIAGONALS, DIVERGENCE_LOSS
@@ -300,15 +301,19 @@ def sweep(
     seed: int = 0,
     stream: int = 0,
     tol: float = DEFAULT_TOL,
+    batch_size: int | None = None,
 ) -> SweepResult:
     """Run ``optimizer`` from ``start`` for ``steps`` steps at every (x, y) setting at once.
 
     ``params`` are the run's own hyperparameters (torch's names); the two axes override theirs.
     ``schedule`` is ``{"name": ..., **parameters}`` as in a RunSpec; ``noise`` the standard
     deviation of gradient noise, drawn from ``default_rng([seed, stream])`` as Simulation draws
-    it for run index ``stream``. Raises ValueError naming the problem for an unknown optimizer
-    or hyperparameter, an axis swept twice, values outside a hyperparameter's range, too many
-    cells (``MAX_CELLS``), or a start where f is not finite.
+    it for run index ``stream``. ``batch_size`` (on a surface with data) makes every cell
+    descend the same real mini-batches, the stream Simulation draws for that run (see
+    nn.BatchStream), so a cell plays out exactly as the run with its settings would; None, or
+    a surface without data, is the exact gradient. Raises ValueError naming the problem for an
+    unknown optimizer or hyperparameter, an axis swept twice, values outside a hyperparameter's
+    range, too many cells (``MAX_CELLS``), or a start where f is not finite.
     """
     if not isinstance(x, Axis) or not isinstance(y, Axis):
         raise TypeError("x and y must be Axis objects (see parse_axis)")
@@ -321,6 +326,8 @@ def sweep(
     noise = float(noise)
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    if batch_size is not None:
+        batch_size = _check_int(batch_size, "batch_size", 1)
     info = _optimizers.info(optimizer)
     params = dict(params)
     for which, axis in (("x", x), ("y", y)):
@@ -362,8 +369,9 @@ def sweep(
     out_tol = np.full(n, np.inf)
     out_at = np.full(n, -1, dtype=np.int64)
     ctx = _Context(
-        surface, info, params, x, y, steps, sched, noise, seed, stream, tol, f_star, lo, hi
-    )
+        surface, info, params, x, y, steps, sched, noise, seed, stream, tol, f_star, lo, hi,
+        batch_size,
+    )  # fmt: skip
     with np.errstate(all="ignore"):
         for a in range(0, n, _BLOCK_CELLS):
             b = min(n, a + _BLOCK_CELLS)
@@ -409,6 +417,7 @@ class _Context:
     f_star: float | None
     lo: np.ndarray
     hi: np.ndarray
+    batch_size: int | None = None
 
 
 def _lr_table(ctx: _Context, base: np.ndarray, t0: int, t1: int) -> np.ndarray:
@@ -462,6 +471,10 @@ def _run_block(
         base = np.broadcast_to(base.reshape(-1, 1), (m, 1))[:, 0]
         lr_base, lr_inverse = np.unique(base, return_inverse=True)
     rng = np.random.default_rng([ctx.seed, ctx.stream]) if ctx.noise > 0 else None
+    data = getattr(surface, "data", None)
+    batches = None
+    if data is not None and ctx.batch_size is not None and ctx.batch_size < data.m:
+        batches = _nn.BatchStream(data.m, ctx.batch_size, ctx.seed, ctx.stream)
 
     t = 0
     while t < ctx.steps and idx.size:
@@ -469,7 +482,12 @@ def _run_block(
         table = None if lr_base is None else _lr_table(ctx, lr_base, t, t1)
         noise = None if rng is None else ctx.noise * rng.standard_normal((t1 - t, 2))
         for k in range(t1 - t):
-            g = grad if noise is None else grad + noise[k]
+            if batches is None:
+                g = grad if noise is None else grad + noise[k]
+            else:  # every cell descends this step's mini-batch; grad stays the true one
+                g = data.gradient(theta, batches.current())
+                g = g if noise is None else g + noise[k]
+                batches.advance()
             kw: dict[str, Any] = {}
             if table is not None:
                 kw["lr"] = table[lr_inverse, k].reshape(-1, 1)

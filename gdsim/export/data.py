@@ -226,6 +226,7 @@ def run_document(index: int, r: RunData) -> dict[str, Any]:
         "params": _plain(spec.params),
         "schedule": _plain(spec.schedule),
         "noise": spec.noise,
+        "batch_size": spec.batch_size,
         "start": list(spec.start),
         "status": r.status.value,
         "stopped_at": None if r.stopped_at < 0 else int(r.stopped_at),

@@ -325,6 +325,8 @@ def run_label(spec: RunSpec) -> str:
         parts.append(f"{spec.schedule.get('name')} schedule")
     if spec.noise:
         parts.append(f"σ={_num(spec.noise)}")
+    if spec.batch_size is not None:
+        parts.append(f"batch {spec.batch_size}")
     return f"{spec.label} ({', '.join(parts)})" if parts else spec.label
 
 

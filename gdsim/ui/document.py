@@ -170,6 +170,10 @@ class Document(QObject):
         if "schedule" in changes and new.schedule is not None:
             sched = dict(new.schedule)
             schedules.create(sched.pop("name"), **sched)
+        if "batch_size" in changes and new.batch_size is not None:
+            k = new.batch_size
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ValueError(f"batch_size: must be a whole number >= 1, got {k!r}")
         if "noise" in changes and not new.noise >= 0:
             raise ValueError(f"noise: must be >= 0, got {new.noise}")
         if "start" in changes:

@@ -53,6 +53,7 @@ from gdsim.scenario import Scenario, ScenarioError
 from gdsim.ui.document import Document
 from gdsim.ui.explaining import Explainer
 from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, with_progress
+from gdsim.ui.panels.data import DataPanel, batch_run
 from gdsim.ui.panels.playback import PlaybackPanel
 from gdsim.ui.panels.runs import RunsPanel
 from gdsim.ui.panels.surface import SurfacePanel
@@ -92,6 +93,8 @@ gradient field, plain GD step −lr·∇f, per-axis effective step boxes of adap
 <li>Slice tab: the surface cut through the selected ball, its tangent and slope, and where the
 linear prediction f(p) + a·e fails. Theory tab: the lr ceiling 2/λ<sub>max</sub> and, on a
 quadratic, the optimal lr and momentum (a button sets them).</li>
+<li>NN surfaces: the ball is a model's two weights; the Data tab shows its fit. A run's
+<b>mini-batch</b> size samples real batches; <b>Ctrl+M</b> shows the next batch's loss.</li>
 </ul>
 <p>Every change takes effect at once, also while the balls roll: a new learning rate keeps
 the ball where it is and keeps its momentum; a new optimizer restarts its state.</p>
@@ -282,6 +285,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus()
+        self._build_data()
 
         # Worker
         self.worker = SimulationWorker()
@@ -530,6 +534,58 @@ class MainWindow(QMainWindow):
         tools.addSeparator()
         tools.addAction(self.act_export_3d)
 
+    def _build_data(self) -> None:
+        """The Data dock (an NN surface's data and every ball's fit), the runs' mini-batch
+        controls, and the mini-batch contour overlay in the View menu."""
+        self.data_panel = DataPanel()
+        self._add_dock("Data", self.data_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Readouts"], self.docks["Data"])
+        self.docks["Readouts"].raise_()
+        self.act_batch_contours = self._action(
+            "Mini-batch contours",
+            lambda _checked: setattr(self, "_drawn_packet", None),
+            "Ctrl+M",
+            "Dashed over the contour map: the loss of the mini-batch the selected run's next"
+            " step descends (NN surfaces, runs with a batch size)",
+            checkable=True,
+        )
+        view = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        first_separator = next(a for a in view.actions() if a.isSeparator())
+        view.insertAction(first_separator, self.docks["Data"].toggleViewAction())
+        view.insertAction(self.act_log_loss, self.act_batch_contours)  # after the overlays
+        self._batch_grid: tuple | None = None
+
+        def surface_changed() -> None:
+            data = self.doc.surface.data
+            self.runs_panel.set_data_size(None if data is None else data.m)
+            self.data_panel.show_surface(self.doc.surface)
+            if data is not None:
+                self.docks["Data"].raise_()
+
+        self.doc.surfaceChanged.connect(surface_changed)
+        self.doc.loaded.connect(surface_changed)
+
+    def _draw_data(self, f) -> None:
+        """The data panel's fits and, when asked, the selected run's mini-batch contours."""
+        d = self.doc
+        colors = [r.color or "#888888" for r in d.runs]
+        visible = [r.visible for r in d.runs]
+        batches = f.batches or (None,) * len(d.runs)
+        selected = self._selected_index()
+        self.data_panel.update_runs(d.surface, f.positions, colors, visible, batches, selected)
+        i = batch_run(selected, visible, batches)
+        if not self.act_batch_contours.isChecked() or d.surface.data is None or i is None:
+            self.contour.set_batch_contours(None)
+            return
+        key = (id(d.surface), d.box, batches[i].tobytes())
+        if self._batch_grid is None or self._batch_grid[0] != key:
+            (x0, x1), (y0, y1) = d.box
+            x, y = np.linspace(x0, x1, 72), np.linspace(y0, y1, 72)
+            grid = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1)
+            self._batch_grid = (key, x, y, d.surface.batch_value(grid, batches[i]))
+        _, x, y, z = self._batch_grid
+        self.contour.set_batch_contours(x, y, z, color=colors[i], log=bool(self._display["log"]))
+
     # ------------------------------------------------------------------ scenarios
     def open_initial(self, path: Path | None) -> None:
         """The scenario given, else the file open when the app last closed, else the default.
@@ -763,6 +819,7 @@ class MainWindow(QMainWindow):
                 steps=steps,
                 schedule=run.schedule,
                 noise=run.noise,
+                batch_size=run.batch_size,
                 seed=seed,
                 stream=index,
             )
@@ -980,6 +1037,7 @@ class MainWindow(QMainWindow):
             step_boxes=self.explainer.step_boxes(packet),
         )
         self.explainer.on_drawn(packet)
+        self._draw_data(f)
         # The loss curves and the numbers change little between frames but cost as much as
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()

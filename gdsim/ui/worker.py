@@ -387,6 +387,8 @@ class SimulationWorker(QThread):
             sim.set_schedule(i, spec.schedule)
         if spec.noise != old.noise:
             sim.set_noise(i, spec.noise)
+        if spec.batch_size != old.batch_size:
+            sim.set_batch_size(i, spec.batch_size)
         if tuple(spec.start) != tuple(old.start):
             sim.set_start(i, spec.start)
             self._restarted(run_id)

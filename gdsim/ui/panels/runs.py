@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -31,6 +32,12 @@ from gdsim.ui.panels.params import ParamsEditor
 from gdsim.ui.widgets import ColorButton, NumberEdit
 
 NO_SCHEDULE = "constant"
+FULL_BATCH = "full batch"
+NO_DATA_TIP = (
+    "Mini-batches need data: only the NN surfaces (a model trained on generated points) have"
+    " it. On this surface every step uses the exact gradient; gradient noise above imitates"
+    " mini-batch noise."
+)
 
 
 class RunGroup(QGroupBox):
@@ -127,6 +134,14 @@ class RunGroup(QGroupBox):
             edit.setBaseToolTip("Start point; or click the contour map, or drag the start marker")
             start_layout.addWidget(edit)
         form3.addRow("start (x, y)", start_row)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setObjectName("edit_batch")
+        self.batch_spin.setSpecialValueText(FULL_BATCH)  # shown at the minimum, 0
+        self.batch_spin.setKeyboardTracking(False)  # typing "16" is one edit, not "1" then "16"
+        self.batch_spin.setAccelerated(True)
+        self._data_m: int | None = None
+        self.set_data_size(None)
+        form3.addRow("mini-batch", self.batch_spin)
         outer.addLayout(form3)
         self._notice = QLabel()
         self._notice.setWordWrap(True)
@@ -144,6 +159,7 @@ class RunGroup(QGroupBox):
         self.noise_edit.committed.connect(lambda v: self.edited.emit(self.run_id, {"noise": v}))
         self.start_x.committed.connect(self._start_changed)
         self.start_y.committed.connect(self._start_changed)
+        self.batch_spin.valueChanged.connect(self._batch_changed)
         self._apply_color(spec.color or "#888888")
 
     # -- updates from the model -------------------------------------------------------------
@@ -177,6 +193,34 @@ class RunGroup(QGroupBox):
         self.noise_edit.set_value(spec.noise)
         self.start_x.set_value(spec.start[0])
         self.start_y.set_value(spec.start[1])
+        self._show_batch()
+
+    def set_data_size(self, m: int | None) -> None:
+        """How many data points the surface has (None: no data, the control is disabled)."""
+        self._data_m = m
+        self.batch_spin.blockSignals(True)
+        self.batch_spin.setRange(0, m if m else 0)
+        self.batch_spin.blockSignals(False)
+        self.batch_spin.setEnabled(bool(m))
+        self.batch_spin.setToolTip(
+            f"Points per step, sampled from the {m} data points like PyTorch's DataLoader"
+            " (shuffled each epoch, seeded): each step descends that mini-batch's loss."
+            f" 'full batch' (or {m}) uses every point: the exact gradient."
+            if m
+            else NO_DATA_TIP
+        )
+        self._show_batch()
+
+    def _show_batch(self) -> None:
+        k = getattr(self._spec, "batch_size", None)
+        self.batch_spin.blockSignals(True)
+        self.batch_spin.setValue(0 if k is None or not self._data_m else min(k, self._data_m))
+        self.batch_spin.blockSignals(False)
+
+    def _batch_changed(self, value: int) -> None:
+        k = None if value == 0 else int(value)
+        if k != getattr(self._spec, "batch_size", None):
+            self.edited.emit(self.run_id, {"batch_size": k})
 
     def set_lr_warning(self, text: str) -> None:
         """Mark the lr entry amber with `text` as its tooltip ('' clears it)."""
@@ -304,6 +348,7 @@ class RunsPanel(QWidget):
         self._scroll.setWidget(self._inner)
         layout.addWidget(self._scroll, 1)
         self.groups: dict[int, RunGroup] = {}
+        self._data_m: int | None = None
         self.add_button.clicked.connect(lambda: self.addRequested.emit())
         self.swarm_button.clicked.connect(lambda: self.swarmRequested.emit())
 
@@ -318,6 +363,7 @@ class RunsPanel(QWidget):
             group = self.groups.get(run_id)
             if group is None:
                 group = RunGroup(run_id, spec)
+                group.set_data_size(self._data_m)
                 group.edited.connect(self.edited)
                 group.removeRequested.connect(self.removeRequested)
                 group.duplicateRequested.connect(self.duplicateRequested)
@@ -329,6 +375,12 @@ class RunsPanel(QWidget):
                 if self._list.indexOf(group) != position:
                     self._list.removeWidget(group)
                     self._list.insertWidget(position, group)
+
+    def set_data_size(self, m: int | None) -> None:
+        """The surface's number of data points (None: no data): enables the batch controls."""
+        self._data_m = m
+        for group in self.groups.values():
+            group.set_data_size(m)
 
     def ensure_visible(self, run_id: int) -> None:
         group = self.groups.get(run_id)

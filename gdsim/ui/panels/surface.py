@@ -159,8 +159,17 @@ class SurfacePanel(QWidget):
 
     # -- internals --------------------------------------------------------------------------
     def _rebuild_params(self, params: dict) -> None:
+        if list(params) == list(self._param_edits):
+            # The same parameters (one was just edited): update in place. Rebuilding would
+            # delete the very edit whose Return key press is still being handled: a crash.
+            for key, value in params.items():
+                self._param_edits[key].set_value(float(value))
+            return
         while self._params_form.rowCount():
-            self._params_form.removeRow(0)
+            row = self._params_form.takeRow(0)
+            for item in (row.labelItem, row.fieldItem):
+                if item is not None and item.widget() is not None:
+                    item.widget().deleteLater()  # not now: it may be inside its own event
         self._param_edits = {}
         for key, value in params.items():
             edit = NumberEdit(float(value), name=key)

@@ -872,6 +872,39 @@ class Contour2DView(pg.PlotWidget):
             return None
         return self._explanation[1], self._explanation[2]
 
+    def set_batch_contours(
+        self,
+        x: np.ndarray | None,
+        y: np.ndarray | None = None,
+        z: np.ndarray | None = None,
+        *,
+        color: str = "#ffffff",
+        log: bool = False,
+        levels: int = 12,
+    ) -> None:
+        """Level lines of a second surface z[i, j] = g(x[i], y[j]) over the map, dashed in
+        `color`: the mini-batch loss the selected run's next step descends, drawn over the
+        full loss so the difference ("stochastic") is seen. x None hides them."""
+        lines = getattr(self, "_batch_lines", None)
+        if lines is None:
+            lines = pg.PlotCurveItem(connect="pairs", antialias=True)
+            lines.setZValue(-40)  # over the full map's lines, under trails and balls
+            _antialiased_path(lines)
+            self.addItem(lines, ignoreBounds=True)
+            self._batch_lines = lines
+        if x is None or y is None or z is None:
+            lines.hide()
+            return
+        z = clean_grid(z)
+        scale = HeightScale.fit(z, log=log)
+        seg, _ = contour_segments(
+            np.asarray(x), np.asarray(y), scale.height(z), scale.levels(levels)
+        )
+        flat = seg.reshape(-1, 2)
+        lines.setPen(pg.mkPen(_color(color, 230), width=1.6, style=Qt.PenStyle.DashLine))
+        lines.setData(flat[:, 0], flat[:, 1], connect="pairs")
+        lines.setVisible(len(flat) > 0)
+
     # ---------------------------------------------------------------------------- gestures
     def _left_click(self, x: float, y: float, modifiers) -> None:
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
