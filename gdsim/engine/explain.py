@@ -198,9 +198,26 @@ class _Story:
     def box(self, half: Array, label: str) -> Box:
         return Box("effective", self.theta.copy(), np.abs(np.array(half, dtype=float)), label)
 
-    def gradient(self, g: Array, true_g: Array | None, noise: Array | None) -> None:
+    def gradient(
+        self,
+        g: Array,
+        true_g: Array | None,
+        noise: Array | None,
+        batch: tuple[int, int] | None = None,
+        batch_g: Array | None = None,
+    ) -> None:
         where = f"at θ = {fmt_vec(self.theta)}"
-        if noise is not None and np.any(noise != 0) and true_g is not None:
+        if batch is not None and batch_g is not None:
+            k, m = batch
+            caption = (
+                f"mini-batch gradient over {k} of the {m} data points {where}: "
+                f"{fmt_vec(batch_g)} (the full data's ∇f is "
+                f"{fmt_vec(true_g) if true_g is not None else '?'})"
+            )
+            if noise is not None and np.any(noise != 0):
+                caption += f", plus this step's gradient noise {fmt_vec(noise)}"
+            caption += f": g = {fmt_vec(g)}"
+        elif noise is not None and np.any(noise != 0) and true_g is not None:
             caption = (
                 f"gradient ∇f {fmt_vec(true_g)} {where}, plus this step's gradient noise "
                 f"{fmt_vec(noise)}: g = {fmt_vec(g)}"
@@ -648,6 +665,8 @@ def explain(
     hessian: Any = None,
     true_gradient: Any = None,
     noise: Any = None,
+    batch: tuple[int, int] | None = None,
+    batch_gradient: Any = None,
 ) -> Explanation:
     """The next update of one run, in stages, from its real optimizer state.
 
@@ -655,7 +674,8 @@ def explain(
     ``state`` the run's own state rows (from ``Simulation.run_state``), ``theta`` and ``grad``
     the position and the gradient this step uses (noise included), ``lr`` the learning rate
     this step uses (a schedule's value; None = the params' lr). ``true_gradient``/``noise``
-    only make the gradient caption tell the two apart. Newton needs ``hessian`` (2, 2).
+    only make the gradient caption tell the two apart, as ``batch`` = (k, m) and
+    ``batch_gradient`` do for a mini-batch of k of m points. Newton needs ``hessian`` (2, 2).
     Raises ValueError for an unknown optimizer, bad params or a state of another optimizer.
     """
     meta = _opt.create(optimizer_name, **params)
@@ -671,6 +691,8 @@ def explain(
         g,
         None if true_gradient is None else _row(true_gradient),
         None if noise is None else _row(noise),
+        batch,
+        None if batch_gradient is None else _row(batch_gradient),
     )
     rules = {
         "sgd": _sgd,

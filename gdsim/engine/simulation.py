@@ -158,8 +158,10 @@ class RunState(NamedTuple):
     """What one run's *next* step will use, for explaining it (``Simulation.run_state``).
 
     ``state`` is the run's own optimizer state rows (copies), None once the run has stopped.
-    ``gradient`` = ``true_gradient`` + ``noise``: exactly the vector the next ``step`` hands to
-    the optimizer. ``hessian`` (2, 2) only for optimizers that need it (Newton).
+    ``gradient`` = ``true_gradient`` (or, for a mini-batch run, ``batch_gradient``) + ``noise``:
+    exactly the vector the next ``step`` hands to the optimizer. ``hessian`` (2, 2) only for
+    optimizers that need it (Newton). ``batch`` holds the data indices of the mini-batch the
+    next step descends (None for the full batch or a surface without data).
     """
 
     index: int
@@ -174,6 +176,8 @@ class RunState(NamedTuple):
     steps: int  # steps taken so far
     status: Status
     hessian: np.ndarray | None
+    batch: np.ndarray | None = None  # (k,) data indices of the next mini-batch
+    batch_gradient: np.ndarray | None = None  # (2,) the loss gradient over that batch
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -468,7 +472,7 @@ class Simulation:
         index = i % len(self._runs)
         last = r.hist.n - 1
         pos = r.hist.pos[last].copy()
-        true_grad, noise = self._next_gradient(r)
+        true_grad, noise, batch, batch_grad = self._next_gradient(r)
         hessian = None
         if r.opt.info.needs_hessian:
             with np.errstate(all="ignore"):
@@ -481,11 +485,13 @@ class Simulation:
             pos,
             true_grad,
             noise,
-            true_grad + noise,
+            (true_grad if batch_grad is None else batch_grad) + noise,
             float(r.hist.lr[last]),
             r.steps,
             r.status,
             hessian,
+            batch,
+            batch_grad,
         )
 
     def optimizer_state(self, i: int) -> Any:
@@ -505,19 +511,31 @@ class Simulation:
             return None
         return type(r.state)(*(np.array(f) for f in r.state))
 
-    def _next_gradient(self, r: _Run) -> tuple[np.ndarray, np.ndarray]:
-        """(true gradient, noise) the next step of run ``r`` adds up to its gradient.
+    def _next_gradient(
+        self, r: _Run
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(true gradient, noise, batch indices, batch gradient) of run ``r``'s next step.
 
-        The one place that says which gradient a step uses: ``_chunk`` draws the noise as
-        ``noise * rng.standard_normal((T, 2))`` in step order, so the next step's noise is the
-        first row drawn from a copy of the generator. (Mini-batch gradients extend this.)
+        The one place that says which gradient a step uses, as ``_steps`` computes it: the
+        mini-batch's gradient (``data.gradient`` at the position over the batch the stream
+        shows next) or, without a batch, the true gradient; plus the noise, which ``_chunk``
+        draws as ``noise * rng.standard_normal((T, 2))`` in step order, so the next step's
+        noise is the first row drawn from a copy of the generator.
         """
-        true_grad = r.hist.grad[r.hist.n - 1].copy()
+        last = r.hist.n - 1
+        true_grad = r.hist.grad[last].copy()
         noise = np.zeros(2)
         if r.spec.noise > 0 and r.rng is not None:
             rng = copy.deepcopy(r.rng)
             noise = r.spec.noise * rng.standard_normal((1, 2))[0]
-        return true_grad, noise
+        batch = batch_grad = None
+        data = getattr(self._surface, "data", None)
+        if r.batches is not None and data is not None:
+            batch = np.array(r.batches.current())
+            with np.errstate(all="ignore"):
+                g = data.gradient(r.hist.pos[last][None], batch[None])
+            batch_grad = np.asarray(g, dtype=np.float64).reshape(2)
+        return true_grad, noise, batch, batch_grad
 
     def frame(self) -> Frame:
         """A snapshot of every run now, safe to hand to another thread."""

@@ -1198,9 +1198,31 @@ class MainWindow(QMainWindow):
             return
         if self.slice_view.isVisible():
             color = d.runs[i].color or "#888888"
-            self.slice_view.update_ball(f.positions[i], f.gradients[i], f.deltas[i], color=color)
+            self.slice_view.update_ball(
+                f.positions[i],
+                f.gradients[i],
+                f.deltas[i],
+                color=color,
+                batch_value=self._batch_loss(f, i),
+            )
         if slow_due:  # the Hessian at the ball: 10 Hz at most while playing
             self._update_theory(i, f.positions[i])
+
+    def _batch_loss(self, f, i: int):
+        """The loss of the mini-batch run i's next step descends, or None (full batch)."""
+        batches = getattr(f, "batches", ())
+        surface = self.doc.surface
+        if i >= len(batches) or batches[i] is None or getattr(surface, "data", None) is None:
+            return None
+        idx = batches[i]
+        key = (id(surface), idx.tobytes())
+        cached = getattr(self, "_batch_loss_cache", None)
+        if cached is None or cached[0] != key:
+            # one function object per batch, kept alive: the slice view's redraw check then
+            # sees "same batch" exactly when it is, never a recycled id
+            cached = (key, surface, lambda points: surface.batch_value(points, idx))
+            self._batch_loss_cache = cached
+        return cached[2]
 
     def _update_theory(self, i: int, position: np.ndarray) -> None:
         d = self.doc

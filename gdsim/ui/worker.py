@@ -369,6 +369,8 @@ class SimulationWorker(QThread):
                 hessian=rs.hessian,
                 true_gradient=rs.true_gradient,
                 noise=rs.noise,
+                batch=None if rs.batch is None else (len(rs.batch), sim.surface.data.m),
+                batch_gradient=rs.batch_gradient,
             )
         except ValueError as exc:
             self.explained.emit(token, run_id, rs, None, str(exc), self._serial + 1)

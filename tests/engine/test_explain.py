@@ -292,3 +292,39 @@ def test_explained_after_live_edits():
     sim.set_schedule(1, {"name": "step", "step_size": 1, "gamma": 0.5})
     sim.step(2)
     _check_against_engine(sim, 1)
+
+
+@pytest.mark.parametrize(
+    "name, hyper", [("sgd", {"lr": 0.5, "momentum": 0.9}), ("adam", {"lr": 0.05})]
+)
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_a_mini_batch_step_is_explained_exactly(name, hyper, noise):
+    """On a surface with data the next step descends a mini-batch's loss: run_state hands the
+    explainer that batch's gradient, and the explained landing point is the engine's, bit for
+    bit, step after step (through an epoch boundary: 64 points in batches of 8)."""
+    surface = surfaces.get("nn-logistic")
+    runs = [
+        RunSpec("batch", name, dict(hyper), (0.5, 0.5), noise=noise, batch_size=8),
+        RunSpec("sibling", name, dict(hyper), (-0.5, 0.2), noise=noise, batch_size=8),
+        RunSpec("full", name, dict(hyper), (1.0, -0.5), noise=noise),
+    ]
+    sim = Simulation(surface, runs, seed=5)
+    for _ in range(10):
+        rs = sim.run_state(0)
+        assert rs.batch is not None and len(rs.batch) == 8
+        np.testing.assert_array_equal(rs.batch, sim.frame().batches[0])
+        expected = surface.batch_gradient(rs.position[None], rs.batch)[0]
+        np.testing.assert_allclose(rs.batch_gradient, expected, rtol=1e-12)
+        assert not np.allclose(rs.batch_gradient, rs.true_gradient)  # a batch is not the data
+        ex = explain(
+            rs.optimizer, rs.params, rs.state, rs.position, rs.gradient, rs.lr,
+            true_gradient=rs.true_gradient, noise=rs.noise,
+            batch=(len(rs.batch), surface.data.m), batch_gradient=rs.batch_gradient,
+        )  # fmt: skip
+        assert "mini-batch gradient over 8 of the 64 data points" in ex.stages[0].caption
+        assert fmt_vec(rs.batch_gradient) in ex.stages[0].caption
+        sim.step(1)
+        np.testing.assert_array_equal(sim.history(0).positions[-1], ex.new_position)
+    full = sim.run_state(2)
+    assert full.batch is None and full.batch_gradient is None
+    np.testing.assert_array_equal(full.gradient, full.true_gradient + full.noise)

@@ -290,3 +290,41 @@ def test_the_panel_alone_hides_what_cannot_be_drawn(qtbot):
     assert batch_run(None, [True, False, False], batches) is None
     panel.update_runs(surfaces.get("bowl"), positions, colors, [True] * 3, batches, None)
     assert panel.message.isVisible() and not panel.has_data()
+
+
+def test_the_slice_and_the_explainer_show_the_mini_batch(make_window, qtbot, tmp_path):
+    """The next mini-batch's loss is drawn dashed in the Slice view beside the full loss (and
+    not for a full-batch run), and Explain step names the batch and lands where the engine
+    does."""
+    from gdsim.ui.views.slice_1d import BATCH_COLOR
+
+    path = write(tmp_path, {"name": "nn-linear"}, [run((-1.0, 1.5), batch_size=4)])
+    window = make_window(path)
+    view = window.slice_view
+    qtbot.waitUntil(lambda: window.packet.frame.batches[0] is not None, timeout=10000)
+    window._drawn_packet = None
+    wait_drawn(qtbot, window)
+    assert view.batch_curve.isVisible()
+    s, z = view.batch_curve.getData()
+    batch = window.packet.frame.batches[0]
+    surface = window.doc.surface
+    # the dashed curve is the batch's loss along the cut through the ball (along x, drawn
+    # against x itself)
+    p = window.packet.frame.positions[0]
+    points = np.stack([s, np.full_like(s, p[1])], axis=1)
+    np.testing.assert_allclose(z, surface.batch_value(points, batch), rtol=1e-12)
+    assert color_mask(view.grab().toImage(), BATCH_COLOR, 30).sum() > 100
+
+    # Explain step (E): the caption names the mini-batch; Apply lands where the engine would.
+    press(qtbot, window, Qt.Key.Key_E)
+    panel = window.explainer.panel
+    qtbot.waitUntil(
+        lambda: "mini-batch gradient over 4 of the" in panel.caption.text(), timeout=10000
+    )
+
+    # A full-batch run draws no batch curve.
+    window.doc.edit_run(window.doc.ids[0], {"batch_size": None})
+    qtbot.waitUntil(lambda: window.packet.frame.batches[0] is None, timeout=10000)
+    window._drawn_packet = None
+    wait_drawn(qtbot, window)
+    assert not view.batch_curve.isVisible()
