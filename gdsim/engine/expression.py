@@ -452,8 +452,12 @@ class _Parser:
             # e.g. tan(pi/2) or 1/sin(pi): exact arithmetic found a pole the floats missed.
             reason = f"{what} is undefined" if what else "undefined value (division by zero)"
             raise FormulaError(reason, t.column)
-        if expr.has(sp.I):
-            # SymPy proved this part complex for every real x, y: sqrt(-x^2 - 1) = I*sqrt(x^2 + 1).
+        if expr.has(sp.I) or any(
+            p.base.is_number and p.base.is_negative and not p.exp.is_integer
+            for p in expr.atoms(sp.Pow)
+        ):
+            # SymPy proved this part complex for every real x, y: sqrt(-x^2 - 1) = I*sqrt(x^2 + 1),
+            # or (-e^x)^2.25 = (-1)^(1/4) * e^(9x/4), a principal root of -1 times a real.
             raise FormulaError(f"{what or 'this part'} is never a real number", t.column)
         if const is None and not expr.free_symbols:
             # The variables cancelled (x - x): the children were checked, so this is safe.
