@@ -23,3 +23,12 @@ def test_no_tab_bar_is_drawn_twice(make_window):
     for title in ("Loss", "Readouts", "Slice"):
         dock = window.docks[title]
         assert dock.isVisible() and not dock.visibleRegion().isEmpty(), title
+
+
+def test_a_restored_layout_has_no_stale_tab_bar_either(make_window, qtbot):
+    first = make_window()
+    assert ("Readouts", "Data") in _tab_sets(first)
+    first.close()  # saves the layout
+    second = make_window()
+    sets = _tab_sets(second)
+    assert ("Readouts", "Data") in sets and len(sets) == len(set(sets)), sets
