@@ -656,12 +656,12 @@ _ORDER = [
     "monkey-saddle",
     "two-wells",
     "plateau",
-    "1d-parabola",
-    "1d-double-well",
-    "1d-narrow-well",
     "nn-logistic",
     "nn-linear",
     "nn-tanh",
+    "1d-parabola",
+    "1d-double-well",
+    "1d-narrow-well",
 ]
 
 

@@ -145,8 +145,11 @@ class SliceView(QWidget):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setLabel("left", "f")
         self._legend = pi.addLegend(
-            offset=(-10, 10), labelTextColor="#dddddd", brush=(22, 24, 29, 200)
+            offset=(-10, 10), labelTextColor="#dddddd", brush=(22, 24, 29, 160)
         )
+        # Under the data: in a short dock the key's corner is often where the ball is, and
+        # the ball matters more than the key.
+        self._legend.setZValue(-1)
         self.curve = pg.PlotDataItem(
             pen=pg.mkPen(CURVE_COLOR, width=2), connect="finite", name="f along u"
         )
