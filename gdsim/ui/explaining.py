@@ -186,6 +186,9 @@ class Explainer:
         if dock is not None:
             dock.show()
             dock.raise_()
+        # The picker follows the selection at each redraw; a key pressed right after a new
+        # selection must not explain the run selected before it.
+        self.panel.follow_selection(self.window._selected)
         self.panel.request()
 
     def _ask(self, run_id: int) -> None:

@@ -317,3 +317,25 @@ def test_a_diverged_run_is_not_explained_and_reset_clears_an_explanation(
     panel.run_combo.setCurrentIndex(0)
     panel.run_combo.activated.emit(0)
     assert panel.explanation() is None and window.contour.explanation_shown() is None
+
+
+def test_e_right_after_selecting_a_run_explains_that_run(make_window, qtbot, tmp_path):
+    """The picker follows the selection at each redraw; a key pressed before that redraw
+    still explains the run just selected, not the one selected before."""
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [
+            run("Plain", "sgd", {"lr": 0.05}, (1.5, 1.2), "#ff0000"),
+            run("Adam", "adam", {"lr": 0.05}, (-1.5, -1.0), "#3060ff"),
+        ],
+    )
+    window = make_window(path)
+    panel = window.explainer.panel
+    window._select(window.doc.ids[0])
+    wait_drawn(qtbot, window)
+    window._select(window.doc.ids[1])  # and E at once, before any redraw
+    window.explainer.act_explain.trigger()
+    qtbot.waitUntil(lambda: panel.explanation() is not None, timeout=5000)
+    assert panel.explanation().optimizer == "adam"
+    assert panel.current_run() == window.doc.ids[1]
