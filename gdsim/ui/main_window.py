@@ -220,6 +220,10 @@ class SwarmDialog(QDialog):
         form.addRow(buttons)
 
 
+#: For a function of x only, the slice shows each ball's last this many iterates on the curve.
+ONE_D_ITERATES = 40
+
+
 class MainWindow(QMainWindow):
     #: Emitted after each redraw with the step shown (tests and benchmarks wait on it).
     redrawn = Signal()
@@ -1204,6 +1208,12 @@ class MainWindow(QMainWindow):
                 color=color,
                 batch_value=self._batch_loss(f, i),
             )
+            if getattr(d.surface, "one_d", False):
+                shown = [k for k, r in enumerate(d.runs) if r.visible]
+                self.slice_view.update_balls(
+                    [self.trails.get(d.ids[k]).positions[-ONE_D_ITERATES:] for k in shown],
+                    [d.runs[k].color or "#888888" for k in shown],
+                )
         if slow_due:  # the Hessian at the ball: 10 Hz at most while playing
             self._update_theory(i, f.positions[i])
 

@@ -306,3 +306,38 @@ def test_optimal_settings_mid_run_are_measured_from_the_step_they_took_over(
     assert 60 <= first <= 62  # the line starts where the new settings took over
     losses = window.trails.get(window.doc.ids[0]).losses
     assert window.loss_plot.prediction()[0] == pytest.approx(losses[first])
+
+
+def test_a_1d_function_shows_every_ball_and_its_iterates_on_the_curve(make_window, qtbot, tmp_path):
+    """For f(x) the slice is the main view: all balls sit on the curve in their colours, and
+    each one's recent iterates are drawn, so a step that jumps over the well is seen."""
+    green, blue = "#00c000", "#2050ff"
+    path = write_scenario(
+        tmp_path,
+        {"formula": "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)", "box": [[-2.5, 3.5], [-1, 1]]},
+        [
+            sgd("settles", 0.05, (-1.5, 0.0), color=RED),
+            sgd("jumps", 0.3, (-1.5, 0.0), color=blue),
+            sgd("hidden", 0.05, (2.5, 0.0), color=green),
+        ],
+    )
+    window = make_window(path)
+    window.doc.edit_run(window.doc.ids[2], {"visible": False})
+    play_until(qtbot, window, lambda fr: fr.step.max() >= 25)
+    press(qtbot, window, Qt.Key.Key_Space)  # pause
+    wait_drawn(qtbot, window)
+    window._drawn_packet = None
+    wait_drawn(qtbot, window)
+    s = window.doc.surface
+    f = window.packet.frame
+    rgb = slice_pixels(window)
+    for k, color in ((0, RED), (1, blue)):
+        x = f.positions[k, 0]
+        assert seen_near(window, rgb, (x, float(s.value(f.positions[k]))), color), color
+    # the jumping ball's iterates: dots where it has been, on both sides of the well
+    xs = window.trails.get(window.doc.ids[1]).positions[-40:, 0]
+    assert xs.min() < 0 < xs.max()
+    assert seen_near(window, rgb, (xs[0], float(s.value(np.array([xs[0], 0.0])))), blue)
+    # the hidden ball is not drawn
+    x2 = f.positions[2]
+    assert not seen_near(window, rgb, (x2[0], float(s.value(x2))), green)

@@ -167,6 +167,10 @@ class SliceView(QWidget):
         )
         self.true_dot = pg.ScatterPlotItem(size=10, pen=pg.mkPen("#ffffff"), brush=CURVE_COLOR)
         self.ball = pg.ScatterPlotItem(size=16, pen=pg.mkPen("#ffffff", width=1.5))
+        # For f(x) only, every ball lives on this curve: the others and each ball's recent
+        # iterates (dots joined by chords, so a step that jumps over a minimum is seen).
+        self.others = pg.ScatterPlotItem(size=13, pen=pg.mkPen("#ffffff", width=1.0))
+        self.iterates: list[pg.PlotDataItem] = []
         self.message = pg.TextItem("", color="#dddddd", anchor=(0.5, 0.5))
         self.plot.addItem(self.curve)
         self.plot.addItem(self.batch_curve)
@@ -177,7 +181,10 @@ class SliceView(QWidget):
         self.plot.addItem(self.predicted_dot)
         self.plot.addItem(self.true_dot)
         self.plot.addItem(self.ball)
+        self.plot.addItem(self.others)
         self.plot.addItem(self.message, ignoreBounds=True)
+        self.others.setZValue(9)
+        self.others.hide()
         self.tangent.setZValue(5)
         self.error_bar.setZValue(6)
         for item in (self.predicted_dot, self.true_dot):
@@ -196,6 +203,8 @@ class SliceView(QWidget):
         self._batch: ValueFunction | None = None
         self._box: Box = ((-1.0, 1.0), (-1.0, 1.0))
         self._ball: tuple[np.ndarray, np.ndarray, np.ndarray, str] | None = None
+        self._one_d = False
+        self._balls: tuple[list[np.ndarray], list[str]] = ([], [])  # (trails, colours)
         self._key: tuple | None = None
         self.state: SliceState | None = None
         self.direction_combo.currentIndexChanged.connect(self._direction_changed)
@@ -210,6 +219,7 @@ class SliceView(QWidget):
         """
         self._value = value
         self._box = ((float(box[0][0]), float(box[0][1])), (float(box[1][0]), float(box[1][1])))
+        self._one_d = bool(one_d)
         if one_d:
             self.set_direction("x")
         self.direction_combo.setEnabled(not one_d)
@@ -255,6 +265,16 @@ class SliceView(QWidget):
             color,
         )
         self._batch = batch_value
+        self._redraw()
+
+    def update_balls(self, trails: list[np.ndarray], colors: list[str]) -> None:
+        """Every visible ball's recent positions ((m, 2) each, the last row where it is now),
+        drawn on the curve when f depends on x only: there the cut is the whole function, so
+        all balls belong on it, each with its last iterates. Ignored for surfaces."""
+        self._balls = (
+            [np.asarray(t, dtype=np.float64).reshape(-1, 2).copy() for t in trails],
+            list(colors),
+        )
         self._redraw()
 
     def clear_ball(self, message: str = "No ball selected") -> None:
@@ -312,6 +332,9 @@ class SliceView(QWidget):
             id(self._value),
             id(self._batch),
             self._box,
+            self._one_d,
+            tuple(t.tobytes() for t in self._balls[0]) if self._one_d else (),
+            tuple(self._balls[1]) if self._one_d else (),
         )
         if key == self._key:
             return
@@ -362,8 +385,44 @@ class SliceView(QWidget):
         self.error_bar.setData([offset + e, offset + e], [predicted, true])
         for item in (self.predicted_dot, self.true_dot, self.error_bar):
             item.show()
+        self._draw_balls()
         self.plot.setLabel("bottom", self._axis_label(kind, u))
         self.readout.setText(self._readout_html())
+
+    def _draw_balls(self) -> None:
+        """The other balls and every ball's recent iterates on the curve (f(x) only)."""
+        trails, colors = self._balls if self._one_d else ([], [])
+        while len(self.iterates) < len(trails):
+            item = pg.PlotDataItem(symbol="o", symbolSize=6, connect="finite")
+            item.setZValue(4)
+            self.plot.addItem(item)
+            self.iterates.append(item)
+        xs, ys, brushes = [], [], []
+        for k, item in enumerate(self.iterates):
+            if k >= len(trails) or len(trails[k]) == 0:
+                item.hide()
+                continue
+            t = trails[k]
+            with np.errstate(all="ignore"):
+                f = np.asarray(self._value(t), dtype=np.float64).reshape(-1)
+            ok = np.isfinite(t).all(axis=1) & np.isfinite(f)
+            c = QColor(colors[k])
+            faint = QColor(c)
+            faint.setAlpha(150)
+            item.setData(
+                t[ok, 0],
+                f[ok],
+                pen=pg.mkPen(faint, width=1.2),
+                symbolBrush=faint,
+                symbolPen=None,
+            )
+            item.show()
+            if ok[-1]:
+                xs.append(t[-1, 0])
+                ys.append(f[-1])
+                brushes.append(pg.mkBrush(c))
+        self.others.setData(xs, ys, brush=brushes)
+        self.others.setVisible(bool(xs))
 
     def _axis_label(self, kind: str, u: np.ndarray) -> str:
         if kind in ("x", "y"):
@@ -402,6 +461,8 @@ class SliceView(QWidget):
             self.predicted_dot,
             self.true_dot,
             self.error_bar,
+            self.others,
+            *self.iterates,
         ):
             item.hide()
         self.message.setText(text)
