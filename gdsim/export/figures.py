@@ -832,6 +832,87 @@ class _SurfacePanel(_Panel):
         return [*self.back, *self.front, *self.ends]
 
 
+#: The curve f(x) of a function of x only, per theme.
+_CURVE = {"light": "#2a6f97", "dark": "#4fc3f7"}
+
+
+class _CurvePanel(_Panel):
+    """f(x) for a function of x only: the curve itself, every ball's iterates on it (dots
+    joined by chords, so a step that jumps over a minimum shows as one), and where each ball
+    is. The contour map of f(x) is a row of stripes and its 3-D view the curve dragged along a
+    y that means nothing; this is the textbook picture (and the window's main view)."""
+
+    def __init__(self, ax: Any, scene: _Scene, theme: str, animated: bool) -> None:
+        from matplotlib.colors import to_rgba
+
+        self.ax, self.scene = ax, scene
+        surface = scene.surface
+        (x0, x1), _ = scene.box
+        xs = np.linspace(x0, x1, 800)
+        with np.errstate(all="ignore"):
+            fx = np.asarray(surface.value(np.stack([xs, np.zeros_like(xs)], 1)), dtype=float)
+        ax.plot(xs, fx, color=_CURVE[theme], lw=2.0, zorder=2)
+        finite = fx[np.isfinite(fx)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        pad = 0.08 * ((hi - lo) or 1.0)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("$x$")
+        ax.set_ylabel("$f(x)$")
+        ax.grid(True, lw=0.5)
+        edge = "#1f1f1f"
+        for pts, vals, marker, size, face in (
+            (surface.minima, surface.minima_values, "*", 13, _MIN_FACE[theme]),
+            (surface.local_minima, surface.local_minima_values, "^", 7.5, _LOCAL_FACE[theme]),
+        ):
+            if len(pts):
+                ax.plot(
+                    pts[:, 0], vals, ls="none", marker=marker, markersize=size,
+                    markerfacecolor=face, markeredgecolor=edge, markeredgewidth=0.8, zorder=6.5,
+                )  # fmt: skip
+        self.fs, self.chords, self.ends = [], [], []
+        for tr in scene.trails:
+            with np.errstate(all="ignore"):
+                f = np.asarray(surface.value(tr.xy), dtype=float)
+            (chord,) = ax.plot(
+                tr.xy[:, 0],
+                f,
+                color=to_rgba(tr.color, 0.55),
+                lw=0.9,
+                marker="o",
+                markersize=3.6,
+                markerfacecolor=tr.color,
+                markeredgewidth=0,
+                zorder=4,
+                animated=animated,
+            )  # fmt: skip  (faint chords, solid dots: the iterates stand out on the curve)
+            ax.plot(
+                tr.xy[:1, 0], f[:1], ls="none", marker="o", markersize=6.5,
+                markerfacecolor=_HALO[theme], markeredgecolor=tr.color, markeredgewidth=1.6,
+                zorder=5,
+            )  # fmt: skip
+            (end,) = ax.plot(
+                tr.xy[-1:, 0], f[-1:], ls="none", color=tr.color, markeredgecolor=_HALO[theme],
+                markeredgewidth=0.9, zorder=7, animated=animated, **_end_style(tr, math.inf),
+            )  # fmt: skip
+            self.fs.append(f)
+            self.chords.append(chord)
+            self.ends.append(end)
+        self.update(math.inf)
+
+    def update(self, t: float) -> list[Any]:
+        for tr, f, chord, end in zip(
+            self.scene.trails, self.fs, self.chords, self.ends, strict=True
+        ):
+            k = max(int(np.searchsorted(tr.steps, t, side="right")), 1)
+            chord.set_data(tr.xy[:k, 0], f[:k])  # iterates only: a chord is a whole step
+            end.set_data(tr.xy[k - 1 : k, 0], f[k - 1 : k])
+            style = _end_style(tr, t)
+            end.set_marker(style["marker"])
+            end.set_markersize(style["markersize"])
+        return [*self.chords, *self.ends]
+
+
 class _LossPanel(_Panel):
     def __init__(self, ax: Any, scene: _Scene, theme: str, animated: bool, legend: bool) -> None:
         self.ax, self.scene = ax, scene
@@ -932,7 +1013,21 @@ class _Plot:
         self.step_text = None
         fig.get_layout_engine().set(w_pad=4 / 72, h_pad=4 / 72, wspace=0.04, hspace=0.02)
         many = len(scene.trails) > 0
-        if view == "contour":
+        one_d = bool(getattr(scene.surface, "one_d", False))
+        if one_d and view in ("contour", "3d"):
+            ax = fig.add_subplot()
+            self.panels.append(_CurvePanel(ax, scene, theme, animated))
+        elif one_d and view == "grid":
+            if stacked:
+                gs = fig.add_gridspec(2, 1, height_ratios=(1.55, 1.0))
+                a1, a3 = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+            else:
+                a1, a3 = fig.add_subplot(1, 3, (1, 2)), fig.add_subplot(1, 3, 3)
+            self.panels.append(_CurvePanel(a1, scene, theme, animated))
+            self.panels.append(_LossPanel(a3, scene, theme, animated, legend=False))
+            a1.set_title("f(x) and each ball's iterates", loc="left")
+            a3.set_title("loss", loc="left")
+        elif view == "contour":
             ax = fig.add_subplot()
             self.panels.append(_ContourPanel(ax, scene, theme, True, animated))
         elif view == "3d":

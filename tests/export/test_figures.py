@@ -383,3 +383,54 @@ def test_mp4_without_ffmpeg_is_a_clear_error_and_no_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="MP4 needs ffmpeg"):
         figures.write_frames(tmp_path / "a.mp4", frames, 5)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ f(x) only
+def _one_d() -> tuple[Scenario, object]:
+    scenario = Scenario.from_dict(
+        {
+            "gdsim": 1,
+            "title": "1-D",
+            "surface": {"formula": "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)", "box": [[-2.5, 3.5], [-1, 1]]},
+            "steps": 40,
+            "runs": [
+                {"label": "jumps", "optimizer": "sgd", "params": {"lr": 0.3}, "start": [-1.5, 0],
+                 "color": MAGENTA},
+            ],
+        }
+    )  # fmt: skip
+    return scenario, _finished(scenario)
+
+
+@pytest.mark.parametrize("view", ["grid", "contour", "3d"])
+def test_a_function_of_x_is_drawn_as_its_curve_with_the_iterates(tmp_path, view):
+    """For f(x) the maps give way to the curve: every iterate is a magenta dot on it (the
+    ball's jump over the well among them), where the 2-D map would have put it at y = 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    scenario, sim = _one_d()
+    size = (900, 420)
+    path = tmp_path / "c.png"
+    figures.write_figure(path, sim, scenario, view=view, size=size)
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    with figures._rc("light"):
+        fig = figures.render_figure(sim, scenario, view=view, size=size)
+        FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    assert ax.name == "rectilinear" and ax.get_ylabel() == "$f(x)$"
+    assert len(fig.axes) == (2 if view == "grid" else 1)
+
+    def magenta_at(x: float, y: float, radius: int = 3) -> bool:
+        px, py = ax.transData.transform((x, y))
+        col, row = round(px), round(size[1] - py)
+        patch = pixels[
+            max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1
+        ]
+        return bool((np.abs(patch - np.array([255, 0, 255])).sum(axis=-1) < 120).any())
+
+    h = sim.history(0)
+    xs, fs = np.asarray(h.positions)[:, 0], np.asarray(h.losses)
+    assert xs.min() < 0 < xs.max()  # it did jump over the well at x = 0
+    for k in range(0, 40, 5):
+        assert magenta_at(xs[k], fs[k]), (k, xs[k], fs[k])
+    assert not magenta_at(3.0, 0.3, radius=6)  # far from every iterate
