@@ -1314,8 +1314,13 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ export
     def export_image(self, which: str, path: Path | None = None, size=None) -> bool:
-        """Save the 3-D or contour view as PNG at a chosen size; atomically, with a clear error."""
+        """Save the 3-D or contour view as PNG at a chosen size; atomically, with a clear error.
+
+        For a function of x only the main view is the slice (the curve f(x)), so that is what
+        either export saves: the 3-D view and contour map are not on screen then."""
         view = self.view3d if which == "3d" else self.contour
+        if self._central.currentIndex() == 1:
+            view, which = self.slice_view.plot, "curve"
         if size is None and path is None:
             choice, ok = QInputDialog.getItem(
                 self, "Image size", "Size", list(EXPORT_SIZES), 1, False

@@ -391,7 +391,10 @@ def _one_d() -> tuple[Scenario, object]:
         {
             "gdsim": 1,
             "title": "1-D",
-            "surface": {"formula": "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)", "box": [[-2.5, 3.5], [-1, 1]]},
+            "surface": {
+                "formula": "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)",
+                "box": [[-2.5, 3.5], [-1, 1]],
+            },
             "steps": 40,
             "runs": [
                 {"label": "jumps", "optimizer": "sgd", "params": {"lr": 0.3}, "start": [-1.5, 0],

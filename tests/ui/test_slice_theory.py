@@ -341,3 +341,22 @@ def test_a_1d_function_shows_every_ball_and_its_iterates_on_the_curve(make_windo
     # the hidden ball is not drawn
     x2 = f.positions[2]
     assert not seen_near(window, rgb, (x2[0], float(s.value(x2))), green)
+
+
+def test_exporting_a_view_of_a_1d_function_saves_the_curve(make_window, qtbot, tmp_path):
+    """The curve is the main view for f(x): Ctrl+E's export saves it (the 3-D view and the
+    contour map are not on screen), at the width asked for, with the curve's colour in it."""
+    from PySide6.QtGui import QImage
+
+    path = write_scenario(
+        tmp_path,
+        {"formula": "0.1*(x - 1.5)^2 - 1.5*exp(-10*x^2)", "box": [[-2.5, 3.5], [-1, 1]]},
+        [sgd("a", 0.05, (-1.5, 0.0), color=RED)],
+    )
+    window = make_window(path)
+    out = tmp_path / "curve.png"
+    assert window.export_image("3d", out, (1600, 900))
+    image = QImage(str(out))
+    assert image.width() == 1600
+    assert color_mask(image, CURVE_COLOR, 40).sum() > 500  # the curve f(x)
+    assert color_mask(image, RED, 60).sum() > 30  # the ball on it
