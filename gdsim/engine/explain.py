@@ -406,7 +406,8 @@ def _adadelta(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
     return s.finish(step * -lr, g * -lr, f"−γΔ = −{fmt(lr)} × {fmt_vec(step)}")[0]
 
 
-def _moments(s: _Story, st: dict, g: Array, beta1: float, beta2: float) -> tuple[Array, Array]:
+def _first_moment(s: _Story, st: dict, g: Array, beta1: float) -> Array:
+    """torch's ``exp_avg.lerp_(grad, 1 - beta1)``, as a stage."""
     m = _lerp(st["exp_avg"], g, 1.0 - beta1)
     s.add(
         "First moment",
@@ -414,6 +415,11 @@ def _moments(s: _Story, st: dict, g: Array, beta1: float, beta2: float) -> tuple
         f"{fmt_vec(g)} = {fmt_vec(m)}",
         s.arrow("velocity", m, "m"),
     )
+    return m
+
+
+def _moments(s: _Story, st: dict, g: Array, beta1: float, beta2: float) -> tuple[Array, Array]:
+    m = _first_moment(s, st, g, beta1)
     v = _ema_sq(st["exp_avg_sq"], g, beta2)
     s.add(
         "Second moment",
@@ -579,13 +585,7 @@ def _adamax(s: _Story, h: dict, st: dict, g: Array, lr: float) -> Array:
     eps = h["eps"]
     t = np.float64(st["step"] + 1.0)
     g = s.l2(g, h["weight_decay"])
-    m = _lerp(st["exp_avg"], g, 1.0 - beta1)
-    s.add(
-        "First moment",
-        f"m ← β₁m + (1 − β₁)g = {fmt(beta1)} × {fmt_vec(st['exp_avg'])} + {fmt(1 - beta1)} × "
-        f"{fmt_vec(g)} = {fmt_vec(m)}",
-        s.arrow("velocity", m, "m"),
-    )
+    m = _first_moment(s, st, g, beta1)
     u = np.maximum(st["exp_inf"] * beta2, np.abs(g) + eps)
     s.add(
         "Infinity norm",
@@ -712,6 +712,29 @@ def explain(
         new = theta + delta
     return Explanation(
         optimizer_name, int(st["step"]) + 1, theta, g, lr, tuple(s.stages), delta, new
+    )
+
+
+def explain_run(run: Any, data_size: int | None = None) -> Explanation:
+    """``explain`` of what ``Simulation.run_state`` says of a run's next step: its state,
+    position, the exact gradient the step uses (noise, mini-batch) and its learning rate.
+    ``data_size`` (the surface's number of data points) lets a mini-batch caption say "k of m".
+    """
+    batch = None
+    if run.batch is not None and data_size is not None:
+        batch = (len(run.batch), int(data_size))
+    return explain(
+        run.optimizer,
+        run.params,
+        run.state,
+        run.position,
+        run.gradient,
+        run.lr,
+        hessian=run.hessian,
+        true_gradient=run.true_gradient,
+        noise=run.noise,
+        batch=batch,
+        batch_gradient=run.batch_gradient,
     )
 
 

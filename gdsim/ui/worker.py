@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 
-from gdsim.engine.explain import Internals, explain, internals
+from gdsim.engine.explain import Internals, explain_run, internals
 from gdsim.engine.simulation import Frame, RunSpec, Simulation, Status, StopRules
 from gdsim.engine.surfaces import Surface
 
@@ -359,19 +359,8 @@ class SimulationWorker(QThread):
             self.explained.emit(token, run_id, rs, None, why, self._serial + 1)
             return
         try:
-            ex = explain(
-                rs.optimizer,
-                rs.params,
-                rs.state,
-                rs.position,
-                rs.gradient,
-                rs.lr,
-                hessian=rs.hessian,
-                true_gradient=rs.true_gradient,
-                noise=rs.noise,
-                batch=None if rs.batch is None else (len(rs.batch), sim.surface.data.m),
-                batch_gradient=rs.batch_gradient,
-            )
+            data = getattr(sim.surface, "data", None)
+            ex = explain_run(rs, None if data is None else data.m)
         except ValueError as exc:
             self.explained.emit(token, run_id, rs, None, str(exc), self._serial + 1)
             return

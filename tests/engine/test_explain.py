@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gdsim.engine import optimizers, surfaces
-from gdsim.engine.explain import explain, fmt, fmt_vec, internals
+from gdsim.engine.explain import explain, explain_run, fmt, fmt_vec, internals
 from gdsim.engine.simulation import RunSpec, Simulation, Status
 
 # Every optimizer of the engine with every flag it has, alone and combined.
@@ -75,17 +75,7 @@ def _simulation(name: str, hyper: dict, noise: float = 0.0, schedule=None) -> Si
 def _check_against_engine(sim: Simulation, i: int) -> None:
     rs = sim.run_state(i)
     assert rs.status is Status.RUNNING
-    ex = explain(
-        rs.optimizer,
-        rs.params,
-        rs.state,
-        rs.position,
-        rs.gradient,
-        rs.lr,
-        hessian=rs.hessian,
-        true_gradient=rs.true_gradient,
-        noise=rs.noise,
-    )
+    ex = explain_run(rs)
     # 1. the optimizer's own update, from the same state and gradient
     opt = optimizers.create(rs.optimizer, **rs.params)
     kw = {"hessian": rs.hessian[None]} if rs.hessian is not None else {}
@@ -316,11 +306,7 @@ def test_a_mini_batch_step_is_explained_exactly(name, hyper, noise):
         expected = surface.batch_gradient(rs.position[None], rs.batch)[0]
         np.testing.assert_allclose(rs.batch_gradient, expected, rtol=1e-12)
         assert not np.allclose(rs.batch_gradient, rs.true_gradient)  # a batch is not the data
-        ex = explain(
-            rs.optimizer, rs.params, rs.state, rs.position, rs.gradient, rs.lr,
-            true_gradient=rs.true_gradient, noise=rs.noise,
-            batch=(len(rs.batch), surface.data.m), batch_gradient=rs.batch_gradient,
-        )  # fmt: skip
+        ex = explain_run(rs, surface.data.m)
         assert "mini-batch gradient over 8 of the 64 data points" in ex.stages[0].caption
         assert fmt_vec(rs.batch_gradient) in ex.stages[0].caption
         sim.step(1)
