@@ -62,7 +62,7 @@ from gdsim.ui.panels.theory import TheoryPanel, lr_warning
 from gdsim.ui.trails import TrailStore
 from gdsim.ui.views.contour_2d import Contour2DView
 from gdsim.ui.views.loss_plot import LossPlot
-from gdsim.ui.views.slice_1d import SliceView
+from gdsim.ui.views.slice_1d import DIRECTIONS, SliceView
 from gdsim.ui.views.surface_3d import Surface3DView
 from gdsim.ui.worker import FramePacket, SimulationWorker
 
@@ -1553,7 +1553,31 @@ class MainWindow(QMainWindow):
         if speed is not None:
             with contextlib.suppress(TypeError, ValueError):
                 self.playback.speed.set_value(float(speed))
+        toggles = settings.value("view/toggles")
+        if toggles:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                saved = json.loads(str(toggles))
+                for name, action in self._view_toggles().items():
+                    if name in saved and bool(saved[name]) != action.isChecked():
+                        action.trigger()  # through its slot, as a click would
+        direction = settings.value("slice/direction")
+        if direction in DIRECTIONS and self.slice_view.direction_combo.isEnabled():
+            self.slice_view.set_direction(str(direction))
+        epsilon = settings.value("slice/epsilon")
+        if epsilon is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.slice_view.set_epsilon(float(epsilon))
         self._rebuild_recent()
+
+    def _view_toggles(self) -> dict[str, QAction]:
+        """The View menu's on/off choices that a restart keeps (the map overlays of the
+        explainer keep themselves)."""
+        return {
+            **{f"arrows/{k}": a for k, a in self.overlay_actions.items()},
+            "log_loss": self.act_log_loss,
+            "contour_lines_3d": self.act_contour_lines,
+            "batch_contours": self.act_batch_contours,
+        }
 
     def save_settings(self) -> None:
         settings = QSettings()
@@ -1562,6 +1586,12 @@ class MainWindow(QMainWindow):
         settings.setValue("window/splitter", self._splitter.saveState())
         settings.setValue("view/display", json.dumps(self._display))
         settings.setValue("playback/speed", self.playback.speed.value())
+        settings.setValue(
+            "view/toggles", json.dumps({k: a.isChecked() for k, a in self._view_toggles().items()})
+        )
+        if self.slice_view.direction_combo.isEnabled():  # fixed to x for f(x): not a choice
+            settings.setValue("slice/direction", self.slice_view.direction())
+        settings.setValue("slice/epsilon", self.slice_view.epsilon())
         user_file = self.doc.path is not None and self._is_user_file(self.doc.path)
         settings.setValue("scenario/last_path", str(self.doc.path) if user_file else "")
         settings.sync()

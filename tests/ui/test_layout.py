@@ -32,3 +32,24 @@ def test_a_restored_layout_has_no_stale_tab_bar_either(make_window, qtbot):
     second = make_window()
     sets = _tab_sets(second)
     assert ("Readouts", "Data") in sets and len(sets) == len(set(sets)), sets
+
+
+def test_view_choices_and_the_slice_settings_survive_a_restart(make_window, qtbot):
+    first = make_window()
+    first.overlay_actions["gradient"].trigger()
+    first.act_log_loss.trigger()  # on by default: now off
+    first.act_batch_contours.trigger()
+    view = first.slice_view
+    view.direction_combo.setCurrentIndex(view.direction_combo.findData("gradient"))
+    view.epsilon_spin.setValue(0.05)
+    first.close()
+
+    second = make_window()
+    assert second.overlay_actions["gradient"].isChecked()
+    assert not second.overlay_actions["velocity"].isChecked()
+    assert not second.act_log_loss.isChecked()
+    assert second.act_batch_contours.isChecked()
+    assert second.slice_view.direction_combo.currentText() == "gradient ∇f"
+    assert second.slice_view.epsilon() == 0.05
+    # what the person sees follows the restored choice, not only the menu tick
+    assert not second.loss_plot.getPlotItem().getAxis("left").logMode
