@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -116,42 +116,98 @@ class ReadoutTable(QTableWidget):
         packet: FramePacket,
         budget: int | None = None,
     ) -> None:
-        f = packet.frame
         n = len(labels)
         if self.rowCount() != n:
             self.setRowCount(n)
-        for i in range(n):
-            status = f.status[i]
-            if status is Status.DIVERGED:
-                text = f"diverged at step {int(f.stopped_at[i])}"
-            elif status is Status.CONVERGED:
-                text = f"converged at step {int(f.stopped_at[i])}"
-            elif not packet.playing and budget is not None and f.step[i] >= budget:
-                text = "budget reached"
-            else:
-                text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
-            values = (
-                labels[i],
-                str(int(f.step[i])),
-                f"{f.positions[i, 0]:.6g}",
-                f"{f.positions[i, 1]:.6g}",
-                f"{f.losses[i]:.6g}",
-                f"{math.hypot(*f.gradients[i]):.3g}",
-                f"{f.lrs[i]:.3g}",
-                text,
-            )
-            for j, value in enumerate(values):
-                item = self.item(i, j)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.setItem(i, j, item)
-                if item.text() != value:
-                    item.setText(value)
-            self.item(i, 0).setForeground(Qt.GlobalColor.black)
-            self.item(i, 0).setBackground(_qcolor(colors[i]))
-            self.item(i, 7).setForeground(
-                Qt.GlobalColor.red if status is Status.DIVERGED else Qt.GlobalColor.black
-            )
+        # Each item change on its own makes the view re-measure every column (the header
+        # sizes them to their contents): ~0.2 ms a cell, 5 ms a refresh with the GUI busy.
+        # The changes go in with the model silent, then the view hears of them once.
+        model = self.model()
+        changed = False
+        blocked = model.blockSignals(True)
+        try:
+            for i in range(n):
+                changed |= self._show_row(i, labels[i], colors[i], packet, budget)
+        finally:
+            model.blockSignals(blocked)
+        if changed and n:
+            model.dataChanged.emit(model.index(0, 0), model.index(n - 1, self.columnCount() - 1))
+
+    def _show_row(
+        self, i: int, label: str, color: str, packet: FramePacket, budget: int | None
+    ) -> bool:
+        f = packet.frame
+        status = f.status[i]
+        if status is Status.DIVERGED:
+            text = f"diverged at step {int(f.stopped_at[i])}"
+        elif status is Status.CONVERGED:
+            text = f"converged at step {int(f.stopped_at[i])}"
+        elif not packet.playing and budget is not None and f.step[i] >= budget:
+            text = "budget reached"
+        else:
+            text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
+        values = (
+            label,
+            str(int(f.step[i])),
+            f"{f.positions[i, 0]:.6g}",
+            f"{f.positions[i, 1]:.6g}",
+            f"{f.losses[i]:.6g}",
+            f"{math.hypot(*f.gradients[i]):.3g}",
+            f"{f.lrs[i]:.3g}",
+            text,
+        )
+        changed = False
+        for j, value in enumerate(values):
+            item = self.item(i, j)
+            if item is None:
+                item = QTableWidgetItem()
+                self.setItem(i, j, item)
+            if item.text() != value:
+                item.setText(value)
+                changed = True
+        looks = [
+            (0, Qt.ItemDataRole.ForegroundRole, QColor(Qt.GlobalColor.black)),
+            (0, Qt.ItemDataRole.BackgroundRole, _qcolor(color)),
+            (
+                7,
+                Qt.ItemDataRole.ForegroundRole,
+                QColor(Qt.GlobalColor.red if status is Status.DIVERGED else Qt.GlobalColor.black),
+            ),
+        ]
+        for j, role, c in looks:
+            item = self.item(i, j)
+            brush = item.data(role)
+            if brush is None or brush.color() != c:
+                item.setData(role, QBrush(c))
+                changed = True
+        return changed
+
+
+class StatusLabel(QLabel):
+    """A status-bar label whose size only ever grows.
+
+    A label of free size asks the status bar to lay out again on every setText, and that
+    layout repaints the bar in a pass of its own after the frame. With a GL view in the
+    window every paint pass composites the whole window through OpenGL (10-20 ms under
+    llvmpipe), so a step counter that changes each frame cost a second composite per frame.
+    A fixed size, widened in coarse steps only when a longer text arrives, keeps it to one.
+    """
+
+    GROW_STEP = 24  # px: digits of a proportional font differ in width; do not chase them
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedSize(0, self.sizeHint().height())
+
+    def setText(self, text: str) -> None:
+        if text == self.text():
+            return
+        super().setText(text)
+        hint = self.sizeHint()
+        if hint.width() > self.width() or hint.height() > self.height():
+            step = self.GROW_STEP
+            width = max(self.width(), -(-hint.width() // step) * step)
+            self.setFixedSize(width, max(self.height(), hint.height()))
 
 
 def render_view(view: QWidget, width: int, height: int) -> QImage:
@@ -263,8 +319,8 @@ class MainWindow(QMainWindow):
         self.runs_panel.setMinimumWidth(330)
         self.surface_panel.setMinimumWidth(280)
 
-        self.status_step = QLabel()
-        self.status_rate = QLabel()
+        self.status_step = StatusLabel()
+        self.status_rate = StatusLabel()
         self.statusBar().addPermanentWidget(self.status_step)
         self.statusBar().addPermanentWidget(self.status_rate)
 
