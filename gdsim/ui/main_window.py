@@ -17,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEvent,
+    QIODevice,
+    QObject,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,6 +37,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFormLayout,
+    QGraphicsView,
     QHeaderView,
     QInputDialog,
     QLabel,
@@ -210,6 +221,60 @@ class StatusLabel(QLabel):
             self.setFixedSize(width, max(self.height(), hint.height()))
 
 
+class PlayingRepaint(QObject):
+    """While the balls roll, a pyqtgraph view is repainted by the redraw that changed it.
+
+    A pyqtgraph scene hands its changes to its view through queued calls, and when two scenes
+    change in one redraw the second one's changes reach the screen only after the first has
+    been painted: the loss plot, changed together with the contour map, was painted in a pass
+    of its own. With a GL view in the window every pass composites the whole window through
+    OpenGL (~7 ms of llvmpipe plus the GUI thread's share), so 10 loss-plot updates a second
+    cost 10 extra composites. While playing, the view's viewport therefore ignores its scene
+    (QGraphicsView.NoViewportUpdate) and `changed()` repaints it in the same pass as the other
+    views; mouse, wheel and key events on it still repaint at once. Paused, Qt's own minimal
+    updates are back.
+    """
+
+    _TOUCH = frozenset(
+        {
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.MouseButtonRelease,
+            QEvent.Type.MouseButtonDblClick,
+            QEvent.Type.MouseMove,
+            QEvent.Type.Wheel,
+            QEvent.Type.KeyPress,
+            QEvent.Type.KeyRelease,
+            QEvent.Type.Leave,
+        }
+    )
+
+    def __init__(self, view: QGraphicsView) -> None:
+        super().__init__(view)
+        self._view = view
+        self._active = False
+        view.viewport().installEventFilter(self)
+        view.installEventFilter(self)  # keys go to the view, not its viewport
+
+    def set_active(self, active: bool) -> None:
+        if active == self._active:
+            return
+        self._active = active
+        mode = QGraphicsView.ViewportUpdateMode
+        self._view.setViewportUpdateMode(
+            mode.NoViewportUpdate if active else mode.MinimalViewportUpdate
+        )
+        self._view.viewport().update()
+
+    def changed(self) -> None:
+        if self._active:
+            self._view.viewport().update()
+
+    def eventFilter(self, watched, event) -> bool:
+        if self._active and event.type() in self._TOUCH:
+            self._view.viewport().update()  # painted after the event has been handled
+        return False
+
+
 def render_view(view: QWidget, width: int, height: int) -> QImage:
     """The view drawn for export.
 
@@ -293,6 +358,7 @@ class MainWindow(QMainWindow):
         self.view3d = Surface3DView()
         self.contour = Contour2DView()
         self.loss_plot = LossPlot()
+        self._loss_repaint = PlayingRepaint(self.loss_plot)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view3d)
         splitter.addWidget(self.contour)
@@ -1014,11 +1080,13 @@ class MainWindow(QMainWindow):
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()
         slow_due = not packet.playing or now - self._slow_t >= 0.1
+        self._loss_repaint.set_active(packet.playing)
         if slow_due:
             self._slow_t = now
             self.loss_plot.update_runs(
                 losses, visible, diverged, step=int(f.step.max()) if n else 0
             )
+            self._loss_repaint.changed()
         if slow_due:
             self.readouts.show_packet(
                 [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet, d.steps

@@ -9,7 +9,9 @@ change: the step counter no longer re-lays out the status bar on every frame.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from tests.ui.conftest import color_array, wait_drawn
 from tests.ui.test_main_window import press, sgd, write_scenario
@@ -100,3 +102,57 @@ def test_status_bar_shows_the_whole_step_count_without_relayout_each_frame(
     assert len(dark_columns) > 0
     advance = label.fontMetrics().horizontalAdvance(text) * ratio
     assert dark_columns[-1] - dark_columns[0] > 0.7 * advance
+
+
+def _on_screen(window, widget) -> np.ndarray:
+    """The widget's pixels as the X server shows them: what was last painted, not a re-render."""
+    corner = widget.mapTo(window, QPoint(0, 0))
+    pixmap = window.screen().grabWindow(
+        window.winId(), corner.x(), corner.y(), widget.width(), widget.height()
+    )
+    return color_array(pixmap.toImage())
+
+
+def test_loss_plot_on_screen_follows_the_runs_while_playing(make_window, qtbot, tmp_path):
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [sgd("slow", 0.0005, (1.5, 1.0), color="#ff0000")],
+        steps=1_000_000,
+    )
+    window = make_window(path)
+    if not window.playback.max_speed.isChecked():
+        qtbot.mouseClick(window.playback.max_speed, Qt.MouseButton.LeftButton)
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.packet.playing and window.packet.frame.step[0] > 300)
+    first = _on_screen(window, window.loss_plot)
+
+    def moved_on() -> bool:
+        # Still playing and the screen shows a newer plot than `first`: a loss plot whose
+        # viewport was left stale while playing fails here.
+        if not window.packet.playing:
+            return False
+        return not np.array_equal(_on_screen(window, window.loss_plot), first)
+
+    qtbot.waitUntil(moved_on, timeout=10000)
+    # The red run's curve is on screen.
+    now = _on_screen(window, window.loss_plot)
+    assert ((now[..., 0] > 150) & (now[..., 1] < 90) & (now[..., 2] < 90)).sum() > 20
+    window.set_playing(False)  # what the Pause button calls
+    qtbot.waitUntil(lambda: not window.packet.playing)
+    wait_drawn(qtbot, window)
+    # Paused, Qt's own updates are back: a wheel zoom on the plot reaches the screen.
+    before = _on_screen(window, window.loss_plot)
+    centre = window.loss_plot.viewport().rect().center()
+    event = QWheelEvent(
+        QPointF(centre),
+        QPointF(window.loss_plot.viewport().mapToGlobal(centre)),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(window.loss_plot.viewport(), event)
+    qtbot.waitUntil(lambda: not np.array_equal(_on_screen(window, window.loss_plot), before))
