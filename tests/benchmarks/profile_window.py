@@ -1,0 +1,130 @@
+"""Where the window's frame goes: CPU per frame by component, and the paint passes per frame.
+
+    xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python tests/benchmarks/profile_window.py \
+        [SECONDS [STEPS_PER_SECOND]]
+
+Opens the window as bench_window.py does (200x200 grid, 8 balls), plays at STEPS_PER_SECOND
+(default 6000; 0 = flat out) and prints, per presented frame: the GUI thread's CPU time in
+each part of the redraw and of the paints, every thread's CPU time (engine, llvmpipe, ...),
+and which widgets each window paint pass painted. Every pass composites the whole window
+through OpenGL when a GL view is in it, so passes per frame is a cost of its own. A tool for
+deciding what to change; it measures and asserts nothing, and writes no file.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_window  # the window set-up is shared with the benchmark
+
+
+def main(seconds: float, speed: float) -> None:
+    from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+
+    app, window = bench_window._open_window()
+    gui = threading.get_native_id()
+    cpu: dict[str, float] = collections.defaultdict(float)
+    calls: collections.Counter[str] = collections.Counter()
+
+    def timed(owner, name: str, key: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            if threading.get_native_id() != gui:
+                return inner(*args, **kwargs)
+            t0 = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                cpu[key] += time.thread_time() - t0
+                calls[key] += 1
+
+        setattr(owner, name, wrapper)
+
+    for owner, name, key in (
+        (window.view3d, "update_runs", "redraw: 3-D view data"),
+        (window.contour, "update_runs", "redraw: contour map data"),
+        (window.loss_plot, "update_runs", "redraw: loss plot data (10 Hz)"),
+        (window.readouts, "show_packet", "redraw: readouts (10 Hz)"),
+        (window, "_on_packet", "packets in (trails grow)"),
+        (window.view3d.gl_widget, "paintGL", "paint: 3-D view (GL)"),
+        (window.contour, "paintEvent", "paint: contour map"),
+        (window.loss_plot, "paintEvent", "paint: loss plot"),
+    ):
+        timed(owner, name, key)
+    window._timer.timeout.disconnect()
+    timed(window, "_redraw", "redraw: total")
+    window._timer.timeout.connect(lambda: window._redraw())
+
+    passes: list[list[str]] = []
+    measuring = [False]
+
+    class PassLog(QObject):
+        def eventFilter(self, watched, event):  # Qt naming
+            if not measuring[0]:
+                return False
+            if event.type() == QEvent.Type.UpdateRequest and watched is window:
+                passes.append([])
+            elif event.type() == QEvent.Type.Paint and passes:
+                parent = watched.parent()
+                name = type(watched).__name__
+                if name == "QWidget" and parent is not None:
+                    name = type(parent).__name__
+                passes[-1].append(name)
+            return False
+
+    log = PassLog()
+    app.installEventFilter(log)
+    frames = [0]
+    window.redrawn.connect(lambda: frames.__setitem__(0, frames[0] + 1))
+    if speed > 0:
+        window.playback.max_speed.setChecked(False)
+        window.playback.speed.set_value(speed)
+        window.worker.post("speed", speed)
+    else:
+        window.playback.max_speed.setChecked(True)
+    window.set_playing(True)
+    loop = QEventLoop()
+    QTimer.singleShot(1000, loop.quit)  # settle first: trails and caches warm up
+    loop.exec()
+    cpu.clear()
+    calls.clear()
+    frames[0] = 0
+    measuring[0] = True
+    threads0, t0 = bench_window._thread_cpu(), time.perf_counter()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    threads1, wall = bench_window._thread_cpu(), time.perf_counter() - t0
+    measuring[0] = False
+    window.set_playing(False)
+    n = max(frames[0], 1)
+    print(
+        f"load {os.getloadavg()[0]:.2f}, {wall:.1f} s, {frames[0]} frames ({frames[0] / wall:.1f}"
+        f" fps), {len(passes)} paint passes ({len(passes) / n:.2f} per frame)"
+    )
+    print("GUI thread CPU ms per frame:")
+    for key in sorted(cpu):
+        print(f"  {key:34s} {1000 * cpu[key] / n:6.2f}   ({calls[key]} calls)")
+    print("CPU ms per frame by thread:")
+    for name, t in sorted(threads1.items(), key=lambda kv: -kv[1]):
+        spent = t - threads0.get(name, 0.0)
+        if spent > 0:
+            print(f"  {name:34s} {1000 * spent / n:6.2f}   ({spent / wall:.0%} of a core)")
+    kinds = collections.Counter(" + ".join(sorted(set(p))) or "(nothing)" for p in passes)
+    print("paint passes, by what they painted:")
+    for kind, count in kinds.most_common(8):
+        print(f"  {count:5d}  {kind}")
+    window.doc.undo_stack.setClean()
+    window.close()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(float(args[0]) if args else 6.0, float(args[1]) if len(args) > 1 else 6000.0)
