@@ -17,8 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEvent,
+    QIODevice,
+    QObject,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -27,6 +37,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFormLayout,
+    QGraphicsView,
     QHeaderView,
     QInputDialog,
     QLabel,
@@ -130,42 +141,152 @@ class ReadoutTable(QTableWidget):
         packet: FramePacket,
         budget: int | None = None,
     ) -> None:
-        f = packet.frame
         n = len(labels)
         if self.rowCount() != n:
             self.setRowCount(n)
-        for i in range(n):
-            status = f.status[i]
-            if status is Status.DIVERGED:
-                text = f"diverged at step {int(f.stopped_at[i])}"
-            elif status is Status.CONVERGED:
-                text = f"converged at step {int(f.stopped_at[i])}"
-            elif not packet.playing and budget is not None and f.step[i] >= budget:
-                text = "budget reached"
-            else:
-                text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
-            values = (
-                labels[i],
-                str(int(f.step[i])),
-                f"{f.positions[i, 0]:.6g}",
-                f"{f.positions[i, 1]:.6g}",
-                f"{f.losses[i]:.6g}",
-                f"{math.hypot(*f.gradients[i]):.3g}",
-                f"{f.lrs[i]:.3g}",
-                text,
-            )
-            for j, value in enumerate(values):
-                item = self.item(i, j)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.setItem(i, j, item)
-                if item.text() != value:
-                    item.setText(value)
-            self.item(i, 0).setForeground(Qt.GlobalColor.black)
-            self.item(i, 0).setBackground(_qcolor(colors[i]))
-            self.item(i, 7).setForeground(
-                Qt.GlobalColor.red if status is Status.DIVERGED else Qt.GlobalColor.black
-            )
+        # Each item change on its own makes the view re-measure every column (the header
+        # sizes them to their contents): ~0.2 ms a cell, 5 ms a refresh with the GUI busy.
+        # The changes go in with the model silent, then the view hears of them once.
+        model = self.model()
+        changed = False
+        blocked = model.blockSignals(True)
+        try:
+            for i in range(n):
+                changed |= self._show_row(i, labels[i], colors[i], packet, budget)
+        finally:
+            model.blockSignals(blocked)
+        if changed and n:
+            model.dataChanged.emit(model.index(0, 0), model.index(n - 1, self.columnCount() - 1))
+
+    def _show_row(
+        self, i: int, label: str, color: str, packet: FramePacket, budget: int | None
+    ) -> bool:
+        f = packet.frame
+        status = f.status[i]
+        if status is Status.DIVERGED:
+            text = f"diverged at step {int(f.stopped_at[i])}"
+        elif status is Status.CONVERGED:
+            text = f"converged at step {int(f.stopped_at[i])}"
+        elif not packet.playing and budget is not None and f.step[i] >= budget:
+            text = "budget reached"
+        else:
+            text = "running" if packet.playing else ("paused" if f.step[i] else "ready")
+        values = (
+            label,
+            str(int(f.step[i])),
+            f"{f.positions[i, 0]:.6g}",
+            f"{f.positions[i, 1]:.6g}",
+            f"{f.losses[i]:.6g}",
+            f"{math.hypot(*f.gradients[i]):.3g}",
+            f"{f.lrs[i]:.3g}",
+            text,
+        )
+        changed = False
+        for j, value in enumerate(values):
+            item = self.item(i, j)
+            if item is None:
+                item = QTableWidgetItem()
+                self.setItem(i, j, item)
+            if item.text() != value:
+                item.setText(value)
+                changed = True
+        looks = [
+            (0, Qt.ItemDataRole.ForegroundRole, QColor(Qt.GlobalColor.black)),
+            (0, Qt.ItemDataRole.BackgroundRole, _qcolor(color)),
+            (
+                7,
+                Qt.ItemDataRole.ForegroundRole,
+                QColor(Qt.GlobalColor.red if status is Status.DIVERGED else Qt.GlobalColor.black),
+            ),
+        ]
+        for j, role, c in looks:
+            item = self.item(i, j)
+            brush = item.data(role)
+            if brush is None or brush.color() != c:
+                item.setData(role, QBrush(c))
+                changed = True
+        return changed
+
+
+class StatusLabel(QLabel):
+    """A status-bar label whose size only ever grows.
+
+    A label of free size asks the status bar to lay out again on every setText, and that
+    layout repaints the bar in a pass of its own after the frame. With a GL view in the
+    window every paint pass composites the whole window through OpenGL (10-20 ms under
+    llvmpipe), so a step counter that changes each frame cost a second composite per frame.
+    A fixed size, widened in coarse steps only when a longer text arrives, keeps it to one.
+    """
+
+    GROW_STEP = 24  # px: digits of a proportional font differ in width; do not chase them
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedSize(0, self.sizeHint().height())
+
+    def setText(self, text: str) -> None:
+        if text == self.text():
+            return
+        super().setText(text)
+        hint = self.sizeHint()
+        if hint.width() > self.width() or hint.height() > self.height():
+            step = self.GROW_STEP
+            width = max(self.width(), -(-hint.width() // step) * step)
+            self.setFixedSize(width, max(self.height(), hint.height()))
+
+
+class PlayingRepaint(QObject):
+    """While the balls roll, a pyqtgraph view is repainted by the redraw that changed it.
+
+    A pyqtgraph scene hands its changes to its view through queued calls, and when two scenes
+    change in one redraw the second one's changes reach the screen only after the first has
+    been painted: the loss plot, changed together with the contour map, was painted in a pass
+    of its own. With a GL view in the window every pass composites the whole window through
+    OpenGL (~7 ms of llvmpipe plus the GUI thread's share), so 10 loss-plot updates a second
+    cost 10 extra composites. While playing, the view's viewport therefore ignores its scene
+    (QGraphicsView.NoViewportUpdate) and `changed()` repaints it in the same pass as the other
+    views; mouse, wheel and key events on it still repaint at once. Paused, Qt's own minimal
+    updates are back.
+    """
+
+    _TOUCH = frozenset(
+        {
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.MouseButtonRelease,
+            QEvent.Type.MouseButtonDblClick,
+            QEvent.Type.MouseMove,
+            QEvent.Type.Wheel,
+            QEvent.Type.KeyPress,
+            QEvent.Type.KeyRelease,
+            QEvent.Type.Leave,
+        }
+    )
+
+    def __init__(self, view: QGraphicsView) -> None:
+        super().__init__(view)
+        self._view = view
+        self._active = False
+        view.viewport().installEventFilter(self)
+        view.installEventFilter(self)  # keys go to the view, not its viewport
+
+    def set_active(self, active: bool) -> None:
+        if active == self._active:
+            return
+        self._active = active
+        mode = QGraphicsView.ViewportUpdateMode
+        self._view.setViewportUpdateMode(
+            mode.NoViewportUpdate if active else mode.MinimalViewportUpdate
+        )
+        self._view.viewport().update()
+
+    def changed(self) -> None:
+        if self._active:
+            self._view.viewport().update()
+
+    def eventFilter(self, watched, event) -> bool:
+        if self._active and event.type() in self._TOUCH:
+            self._view.viewport().update()  # painted after the event has been handled
+        return False
 
 
 def render_view(view: QWidget, width: int, height: int) -> QImage:
@@ -255,6 +376,7 @@ class MainWindow(QMainWindow):
         self.view3d = Surface3DView()
         self.contour = Contour2DView()
         self.loss_plot = LossPlot()
+        self._loss_repaint = PlayingRepaint(self.loss_plot)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view3d)
         splitter.addWidget(self.contour)
@@ -282,8 +404,8 @@ class MainWindow(QMainWindow):
         self.surface_panel.setMinimumWidth(280)
         self._build_slice_and_theory()
 
-        self.status_step = QLabel()
-        self.status_rate = QLabel()
+        self.status_step = StatusLabel()
+        self.status_rate = StatusLabel()
         self.statusBar().addPermanentWidget(self.status_step)
         self.statusBar().addPermanentWidget(self.status_rate)
 
@@ -1045,11 +1167,13 @@ class MainWindow(QMainWindow):
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()
         slow_due = not packet.playing or now - self._slow_t >= 0.1
+        self._loss_repaint.set_active(packet.playing)
         if slow_due:
             self._slow_t = now
             self.loss_plot.update_runs(
                 losses, visible, diverged, step=int(f.step.max()) if n else 0
             )
+            self._loss_repaint.changed()
         if slow_due:
             self.readouts.show_packet(
                 [r.label for r in d.runs], [r.color or "#888" for r in d.runs], packet, d.steps
