@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
 
+from gdsim.engine.explain import fmt_vec
 from gdsim.engine.simulation import Status
 from gdsim.ui.panels.explain import ExplainPanel, step_boxes
 
@@ -263,10 +264,31 @@ class Explainer:
     def step_boxes(self, packet: FramePacket) -> np.ndarray | None:
         return step_boxes(packet.internals, len(packet.ids))
 
+    def _label_internals(self, packet: FramePacket) -> None:
+        """With the effective-step boxes on, the selected adaptive ball's numbers beside it:
+        per-axis accumulator, effective learning rate and step size."""
+        w = self.window
+        i = w._selected_index()
+        inside = packet.internals or ()
+        it = None
+        if self.act_boxes.isChecked() and i is not None and i < len(inside):
+            it = inside[i]
+        if it is None:
+            w.contour.set_internals_label(None)
+            return
+        acc = it.accumulator_label.split(" = ")[0]
+        text = (
+            f"{acc} = {fmt_vec(it.accumulator)}\n"
+            f"effective lr = {fmt_vec(it.effective_lr)}\n"
+            f"step per axis = {fmt_vec(it.step_size)}"
+        )
+        w.contour.set_internals_label(packet.frame.positions[i], text)
+
     def on_drawn(self, packet: FramePacket) -> None:
         """Follow the selection, and drop an explanation the simulation has moved past."""
         w = self.window
         self.panel.follow_selection(w._selected)
+        self._label_internals(packet)
         if self._context is None:
             return
         run_id, steps, serial = self._context

@@ -339,3 +339,47 @@ def test_e_right_after_selecting_a_run_explains_that_run(make_window, qtbot, tmp
     qtbot.waitUntil(lambda: panel.explanation() is not None, timeout=5000)
     assert panel.explanation().optimizer == "adam"
     assert panel.current_run() == window.doc.ids[1]
+
+
+def test_the_selected_adaptive_ball_shows_its_accumulator_and_effective_lr(
+    make_window, qtbot, tmp_path
+):
+    from gdsim.engine.explain import fmt_vec
+
+    path = write_scenario(
+        tmp_path,
+        {"name": "ravine"},
+        [
+            run("Adam", "adam", {"lr": 0.1}, (-1.5, 1.0), "#ff0000"),
+            run("GD", "sgd", {"lr": 0.02}, (1.5, 1.0), "#3060ff"),
+        ],
+    )
+    window = make_window(path)
+    contour = window.contour
+    step(qtbot, window, 4)
+    toggle(qtbot, window, window.explainer.act_boxes)
+    qtbot.waitUntil(lambda: len(window.packet.internals) == 2, timeout=5000)
+    before, ratio = shot(contour, "internals_label_off")
+    window._select(window.doc.ids[0])
+    wait_drawn(qtbot, window)
+    it = window.packet.internals[0]
+    text = contour.internals_label()
+    assert text is not None
+    assert f"v_hat = {fmt_vec(it.accumulator)}" in text
+    assert f"effective lr = {fmt_vec(it.effective_lr)}" in text
+    after, _ = shot(contour, "internals_label_on")
+    # the numbers are drawn up and to the right of the Adam ball, in the boxes' colour
+    new = near(after, BOX_COLOR, 40) & ~near(before, BOX_COLOR, 40)
+    ax, ay = contour.data_to_widget(window.packet.frame.positions[:1])[0]
+    ys, xs = np.nonzero(new)
+    xs, ys = xs / ratio, ys / ratio
+    assert ((xs > ax) & (ys < ay)).sum() > 30
+    # SGD has no accumulator: selecting it hides the numbers; so does turning the boxes off
+    window._select(window.doc.ids[1])
+    wait_drawn(qtbot, window)
+    assert contour.internals_label() is None
+    window._select(window.doc.ids[0])
+    wait_drawn(qtbot, window)
+    assert contour.internals_label() is not None
+    toggle(qtbot, window, window.explainer.act_boxes)
+    assert contour.internals_label() is None

@@ -786,6 +786,36 @@ class Contour2DView(pg.PlotWidget):
             self._legend.raise_()
         self._legend_text = text
 
+    def set_internals_label(self, position: np.ndarray | None, text: str = "") -> None:
+        """Numbers beside one ball (the selected adaptive run): its per-axis accumulator and
+        effective learning rate, the data behind its effective-step box. None hides it."""
+        label = getattr(self, "_internals_label", None)
+        if label is None:
+            label = pg.TextItem(
+                "", color=BOX_COLOR, anchor=(0.0, 1.0), fill=pg.mkBrush(22, 24, 29, 190)
+            )
+            label.setZValue(70)
+            self.addItem(label, ignoreBounds=True)
+            self._internals_label = label
+        if position is None or not np.all(np.isfinite(position)) or not text:
+            label.hide()
+            return
+        if label.toPlainText() != text:
+            label.setText(text)
+        (x0, x1), (y0, y1) = self._box
+        span = max(x1 - x0, y1 - y0)
+        # beside the ball on the side with more room, so the numbers stay on the map
+        right = float(position[0]) <= 0.5 * (x0 + x1)
+        label.setAnchor((0.0, 1.0) if right else (1.0, 1.0))
+        dx = 0.03 * span if right else -0.03 * span
+        label.setPos(float(position[0]) + dx, float(position[1]) + 0.03 * span)
+        label.show()
+
+    def internals_label(self) -> str | None:
+        """The text beside the selected ball's box, or None when none is shown (tests)."""
+        label = getattr(self, "_internals_label", None)
+        return label.toPlainText() if label is not None and label.isVisible() else None
+
     # -- the step-by-step explainer
     def show_explanation(self, stages: Sequence, index: int) -> None:
         """Draw stage ``index`` of an explanation (gdsim.engine.explain stages: arrows, points
