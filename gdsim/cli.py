@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing
 import os
 import re
 import sys
@@ -795,6 +796,9 @@ def _listing(what: str) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gdsim`` command; returns the exit status."""
+    # The window's engine runs in a spawned child process: in a frozen app that child starts
+    # as this executable, and freeze_support makes it the engine (a no-op when not frozen).
+    multiprocessing.freeze_support()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and argv[0] == "run":

@@ -149,6 +149,20 @@ def _thread_cpu() -> dict[str, float]:
         name = "GUI" if int(tid) == main_tid else stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    # The engine runs in a child process (gdsim.ui.worker): count it too.
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            children = Path(f"/proc/self/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            out["engine (child process)"] = out.get("engine (child process)", 0.0) + cpu
     return out
 
 
