@@ -417,6 +417,8 @@ def _cmd_window(args: argparse.Namespace) -> int:
     if args.scenario is not None:
         path = _resolve(args.scenario)
         _load(path)  # a broken file is reported here, in one line, before any window opens
+    # The engine child starts up (NumPy, SymPy) while Qt is imported and the window is built.
+    importlib.import_module("gdsim.ui.engine_process").prestart()
     try:
         app = importlib.import_module("gdsim.ui.app")  # Qt only now, never for headless commands
     except ImportError as e:

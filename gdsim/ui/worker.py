@@ -10,7 +10,8 @@ its own GIL.
 and the signals below. ``post`` writes the message to the child's pipe (from the GUI thread);
 the QThread only reads the child's replies and re-emits them as signals, so a slow child never
 blocks the window. The child is started with the "spawn" method (forking a process that already
-runs Qt threads is unsafe) as soon as the worker is made, in parallel with building the window.
+runs Qt threads is unsafe) by `engine_process.prestart` when the window starts being built, so
+its start-up overlaps with building the window.
 
 If the child dies, ``failed`` says so once (the status bar shows it) and posts are ignored;
 ``shutdown`` stops the child and the thread and never leaves either behind.
@@ -18,7 +19,6 @@ If the child dies, ``failed`` says so once (the status bar shows it) and posts a
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -46,19 +46,10 @@ class SimulationWorker(QThread):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        ctx = multiprocessing.get_context("spawn")
-        child_in, self._to_child = ctx.Pipe(duplex=False)
-        self._from_child, child_out = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(
-            target=engine_process.main,
-            args=(child_in, child_out),
-            name="gdsim-engine",
-            daemon=True,  # never outlives the window, even if shutdown is not reached
-        )
-        self.process.start()
-        # Only the child holds its ends now: its death then reads as EOF here.
-        child_in.close()
-        child_out.close()
+        child = engine_process.take()
+        self.process = child.process
+        self._to_child = child.to_child
+        self._from_child = child.from_child
         self._send_lock = threading.Lock()
         self._abort = threading.Event()
         self._dead = False
