@@ -63,3 +63,51 @@ def test_a_killed_engine_is_said_in_the_status_bar(make_window, qtbot):
     qtbot.waitUntil(window.worker.isFinished, timeout=5000)  # the reader ended with the child
     window.close()
     assert not window.worker.process.is_alive()
+
+
+def test_the_child_exits_when_the_window_side_goes_away():
+    # A window that crashes never says "quit": the child must see its pipe close and leave.
+    from gdsim.ui import engine_process
+
+    child = engine_process.start()
+    assert child.process.is_alive()
+    child.to_child.close()
+    child.process.join(20)
+    assert not child.process.is_alive() and child.process.exitcode == 0
+    child.from_child.close()
+
+
+def test_a_surface_that_cannot_cross_the_pipe_is_refused_and_changes_nothing(qtbot):
+    from gdsim.engine import surfaces
+    from gdsim.engine.simulation import RunSpec, StopRules
+    from gdsim.engine.surfaces import Surface, SurfaceFunctions
+    from gdsim.ui.worker import SimulationWorker
+
+    w = SimulationWorker()
+    w.start()
+    try:
+        bowl = surfaces.get("bowl")
+        with qtbot.waitSignal(w.packetReady, timeout=10000):
+            w.load(bowl, [1], [RunSpec("a", "sgd", {"lr": 0.1}, (1.0, 1.0))], 100, StopRules(), 0)
+        fake = Surface(
+            name="bowl",
+            title="t",
+            story="",
+            formula=bowl.formula,
+            box=bowl.box,
+            minima=bowl.minima,
+            minima_values=bowl.minima_values,
+            starts=bowl.starts,
+            log_scale=False,
+            functions=SurfaceFunctions(lambda p: p[..., 0], bowl.gradient, bowl.hessian),
+        )
+        with qtbot.waitSignal(w.failed, timeout=5000) as bad:
+            w.post("surface", fake)
+        assert "cannot be pickled" in bad.args[0]
+        # the engine still runs the bowl: a step moves the ball by -lr * grad f = -0.1 * (2, 2)
+        with qtbot.waitSignal(w.packetReady, timeout=10000) as sig:
+            w.post("step", 1)
+        np.testing.assert_allclose(sig.args[0].frame.positions[0], (0.8, 0.8))
+        assert w.process.is_alive()
+    finally:
+        assert w.shutdown()
