@@ -79,14 +79,18 @@ class SimulationWorker(QThread):
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Stop the child and the thread and wait for both: closing the window must never
-        leave either running (a child that does not quit in time is terminated, then killed)."""
+        leave either running (a child that does not quit in time is terminated, then killed).
+
+        The thread keeps reading (and dropping) what the child sends until the child is gone:
+        a child blocked writing a large reply (a snapshot) into a full pipe could not otherwise
+        hear "quit".
+        """
         self._abort.set()
         try:
             with self._send_lock:
                 self._to_child.send(("quit",))
         except Exception:
             pass  # already dead
-        thread_done = self.wait(timeout_ms)
         proc = self.process
         proc.join(timeout_ms / 1000)
         if proc.is_alive():
@@ -95,6 +99,7 @@ class SimulationWorker(QThread):
         if proc.is_alive():
             proc.kill()
             proc.join(1.0)
+        thread_done = self.wait(timeout_ms)  # it ends at the pipe's end, the child being gone
         self._to_child.close()
         self._from_child.close()
         return thread_done and not proc.is_alive()
@@ -102,15 +107,19 @@ class SimulationWorker(QThread):
     # -- the thread -------------------------------------------------------------------------
     def run(self) -> None:
         pipe: Connection = self._from_child
-        while not self._abort.is_set():
+        while True:
             try:
                 if not pipe.poll(POLL_SECONDS):
+                    if self._abort.is_set() and not self.process.is_alive():
+                        return
                     continue
                 reply = pipe.recv()
             except (EOFError, OSError):
                 if not self._abort.is_set():
                     self._died()
                 return
+            if self._abort.is_set():
+                continue  # shutting down: drain, so the child is never stuck writing
             kind, *args = reply
             if kind == "packet":
                 self.packetReady.emit(args[0])

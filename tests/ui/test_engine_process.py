@@ -111,3 +111,21 @@ def test_a_surface_that_cannot_cross_the_pipe_is_refused_and_changes_nothing(qtb
         assert w.process.is_alive()
     finally:
         assert w.shutdown()
+
+
+def test_shutdown_while_a_large_snapshot_is_on_its_way_is_clean(qtbot):
+    # The snapshot (megabytes of history) fills the pipe; the child must still hear "quit".
+    from gdsim.engine import surfaces
+    from gdsim.engine.simulation import RunSpec, StopRules
+    from gdsim.ui.worker import SimulationWorker
+
+    w = SimulationWorker()
+    w.start()
+    specs = [RunSpec(str(i), "adam", {"lr": 1e-4}, (-1.0, 1.0 + 0.1 * i)) for i in range(4)]
+    with qtbot.waitSignal(w.packetReady, timeout=10000):
+        w.load(surfaces.get("rosenbrock"), [0, 1, 2, 3], specs, 10**6, StopRules(), 0)
+    with qtbot.waitSignal(w.packetReady, timeout=30000):
+        w.post("step", 40_000)
+    w.post("snapshot", 1)
+    assert w.shutdown()
+    assert w.process.exitcode == 0  # it quit when asked: it was not terminated
