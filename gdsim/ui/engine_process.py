@@ -330,6 +330,9 @@ class EngineLoop:
                 self._restarted(run_id)
             self._playing = False
             self._rate = 0.0
+        elif kind == "generation":
+            # A replacement for a crashed child: its next load must not reuse a generation.
+            self._generation = int(args[0])
         elif kind == "play":
             self._playing = bool(args[0])
             self._credit = 1.0  # the first step happens at once

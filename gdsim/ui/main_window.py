@@ -420,6 +420,7 @@ class MainWindow(QMainWindow):
         self.worker.packetReady.connect(self._on_packet)
         self.worker.snapshotReady.connect(self._on_snapshot)
         self.worker.failed.connect(lambda m: self.statusBar().showMessage(f"Engine: {m}", 8000))
+        self.worker.restarted.connect(self._send_all)
         self.worker.start()
 
         # Wiring: panels -> document

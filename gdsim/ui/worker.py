@@ -34,6 +34,11 @@ __all__ = ["FramePacket", "SimulationWorker", "TrailChunk"]
 
 #: How often the reading thread looks up from the pipe to see if it should stop.
 POLL_SECONDS = 0.1
+#: A crashed engine child is replaced this many times at most; after that the status bar says
+#: to restart gdsim (an engine that keeps dying would otherwise restart forever).
+MAX_RESTARTS = 3
+#: Messages that set a standing preference of the engine: a replacement child gets them again.
+STICKY = ("speed", "internals", "gd_steps")
 
 
 class SimulationWorker(QThread):
@@ -43,6 +48,9 @@ class SimulationWorker(QThread):
     #: packet: packets with a smaller serial were sent before the reply) for "explain"
     explained = Signal(object, object, object, object, str, int)
     failed = Signal(str)
+    #: A new engine child replaced one that died: the window sends its scenario again.
+    restarted = Signal()
+    _childDied = Signal(str)  # from the reading thread to the GUI thread: (how it died)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -53,9 +61,15 @@ class SimulationWorker(QThread):
         self._send_lock = threading.Lock()
         self._abort = threading.Event()
         self._dead = False
+        self._sticky: dict[str, tuple[Any, ...]] = {}
+        self._restarts = 0
+        self._generation = 0  # of the last packet: a replacement child continues after it
+        self._childDied.connect(self._on_child_died)
 
     # -- called from the GUI thread ---------------------------------------------------------
     def post(self, *message: Any) -> None:
+        if message and message[0] in STICKY:
+            self._sticky[message[0]] = message
         if self._dead or self._abort.is_set():
             return  # the engine is gone (already said): a message changes nothing
         try:
@@ -122,6 +136,7 @@ class SimulationWorker(QThread):
                 continue  # shutting down: drain, so the child is never stuck writing
             kind, *args = reply
             if kind == "packet":
+                self._generation = args[0].generation
                 self.packetReady.emit(args[0])
             elif kind == "snapshot":
                 self.snapshotReady.emit(args[0], args[1])
@@ -134,8 +149,33 @@ class SimulationWorker(QThread):
         self._dead = True
         self.process.join(1.0)
         code = self.process.exitcode
-        how = f"exit code {code}" if code is None or code >= 0 else f"signal {-code}"
-        self.failed.emit(
-            f"the simulation engine stopped unexpectedly ({how}); save your work and restart "
-            "gdsim to simulate again"
+        self._childDied.emit(
+            f"exit code {code}" if code is None or code >= 0 else f"signal {-code}"
         )
+
+    def _on_child_died(self, how: str) -> None:
+        """In the GUI thread: replace the dead child (a few times at most) and say so."""
+        if self._abort.is_set():
+            return
+        if self._restarts >= MAX_RESTARTS:
+            self.failed.emit(
+                f"the simulation engine stopped unexpectedly ({how}), {self._restarts + 1} "
+                "times; save your work and restart gdsim to simulate again"
+            )
+            return
+        self._restarts += 1
+        self.wait()  # the reading thread ends right after telling us
+        self._to_child.close()
+        self._from_child.close()
+        child = engine_process.start()
+        self.process, self._to_child, self._from_child = child
+        self._dead = False
+        self.start()
+        self.post("generation", self._generation)  # so the window drops the old trails
+        for message in self._sticky.values():
+            self.post(*message)
+        self.failed.emit(
+            f"the simulation engine stopped unexpectedly ({how}) and was restarted; "
+            "the balls start again from their starts"
+        )
+        self.restarted.emit()

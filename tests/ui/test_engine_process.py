@@ -46,23 +46,55 @@ def test_closing_the_window_ends_the_engine_process(make_window, qtbot):
     assert not os.path.exists(f"/proc/{pid}")  # reaped: no zombie left behind
 
 
-def test_a_killed_engine_is_said_in_the_status_bar(make_window, qtbot):
+def test_a_killed_engine_is_said_in_the_status_bar_and_replaced(make_window, qtbot):
     window = make_window()
     bar = window.statusBar()
     _play_flat_out(window, qtbot)
     qtbot.waitUntil(lambda: bar.currentMessage() == "", timeout=10000)
     text_before = _dark_pixels(bar)
-    os.kill(window.worker.process.pid, signal.SIGKILL)
+    old = window.worker.process
+    generation = window.packet.generation
+    os.kill(old.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: "stopped unexpectedly" in bar.currentMessage(), timeout=10000)
-    assert "signal 9" in bar.currentMessage()
+    assert "signal 9" in bar.currentMessage() and "restarted" in bar.currentMessage()
     # a person sees it: the message adds text to the bar
     qtbot.waitUntil(lambda: _dark_pixels(bar) > text_before + 200, timeout=5000)
-    # the window still answers: Space (play/pause) and a step go nowhere, and nothing hangs
+    new = window.worker.process
+    assert new is not old and new.is_alive() and not old.is_alive()
+    # the scenario is sent again: the balls are back at their starts, paused, and drawn so
+    qtbot.waitUntil(
+        lambda: not window.packet.playing and np.all(window.packet.frame.step == 0), timeout=10000
+    )
+    wait_drawn(qtbot, window)
+    assert len(window.trails.get(window.doc.ids[0]).points) <= 1
+    # a new generation: whatever the window keeps per scenario (trails, explanations) is dropped
+    assert window.packet.generation > generation
+    # and they roll again when asked, at the speed that was set (flat out)
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    window.worker.post("step", 1)
-    qtbot.waitUntil(window.worker.isFinished, timeout=5000)  # the reader ended with the child
+    qtbot.waitUntil(lambda: np.all(window.packet.frame.step > 500), timeout=10000)
     window.close()
-    assert not window.worker.process.is_alive()
+    assert not new.is_alive() and new.exitcode == 0
+
+
+def test_an_engine_that_keeps_dying_is_replaced_a_few_times_only(qtbot):
+    from gdsim.ui import worker as worker_module
+    from gdsim.ui.worker import SimulationWorker
+
+    w = SimulationWorker()
+    w.start()
+    messages: list[str] = []
+    w.failed.connect(messages.append)
+    try:
+        for k in range(worker_module.MAX_RESTARTS + 1):
+            proc = w.process
+            os.kill(proc.pid, signal.SIGKILL)
+            qtbot.waitUntil(lambda n=k + 1: len(messages) == n, timeout=10000)
+        assert all("restarted" in m for m in messages[:-1])
+        assert "restart gdsim" in messages[-1] and "restarted" not in messages[-1]
+        assert not w.process.is_alive()
+        w.post("step", 1)  # ignored: nothing to send it to, and no error
+    finally:
+        w.shutdown()
 
 
 def test_the_child_exits_when_the_window_side_goes_away():
