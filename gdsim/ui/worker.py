@@ -13,8 +13,9 @@ blocks the window. The child is started with the "spawn" method (forking a proce
 runs Qt threads is unsafe) by `engine_process.prestart` when the window starts being built, so
 its start-up overlaps with building the window.
 
-If the child dies, ``failed`` says so once (the status bar shows it) and posts are ignored;
-``shutdown`` stops the child and the thread and never leaves either behind.
+If the child dies, ``failed`` says so (the status bar shows it), a new child replaces it (at
+most MAX_RESTARTS times) and ``restarted`` asks the window to send its scenario again; posts in
+between are dropped. ``shutdown`` stops the child and the thread and never leaves either behind.
 """
 
 from __future__ import annotations
