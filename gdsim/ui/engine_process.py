@@ -110,6 +110,7 @@ def prestart() -> None:
     """
     global _prestarted
     if _prestarted is None or not _prestarted.process.is_alive():
+        _discard(_prestarted)
         _prestarted = start()
 
 
@@ -119,7 +120,15 @@ def take() -> Child:
     child, _prestarted = _prestarted, None
     if child is not None and child.process.is_alive():
         return child
+    _discard(child)
     return start()
+
+
+def _discard(child: Child | None) -> None:
+    """Close the pipes of a child that died before it was used."""
+    if child is not None:
+        child.to_child.close()
+        child.from_child.close()
 
 
 def main(inbox: Connection, outbox: Connection) -> None:
