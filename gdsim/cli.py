@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing
 import os
 import re
 import sys
@@ -416,6 +417,8 @@ def _cmd_window(args: argparse.Namespace) -> int:
     if args.scenario is not None:
         path = _resolve(args.scenario)
         _load(path)  # a broken file is reported here, in one line, before any window opens
+    # The engine child starts up (NumPy, SymPy) while Qt is imported and the window is built.
+    importlib.import_module("gdsim.ui.engine_process").prestart()
     try:
         app = importlib.import_module("gdsim.ui.app")  # Qt only now, never for headless commands
     except ImportError as e:
@@ -795,6 +798,9 @@ def _listing(what: str) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gdsim`` command; returns the exit status."""
+    # The window's engine runs in a spawned child process: in a frozen app that child starts
+    # as this executable, and freeze_support makes it the engine (a no-op when not frozen).
+    multiprocessing.freeze_support()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and argv[0] == "run":

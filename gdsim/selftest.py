@@ -10,7 +10,7 @@ Where there is no OpenGL (no display, or a platform without it) the 3-D view is 
 checked and the rest is still checked, unless ``--require-gl`` makes that a failure.
 
 It leaves nothing behind: QSettings point at a temporary folder under their own organization
-(the person's settings are never read or written), and the window, its worker thread and the
+(the person's settings are never read or written), and the window, its engine process and the
 sweep panel's thread are shut down before it returns.
 """
 
@@ -257,7 +257,7 @@ def _window_checks(report: _Report, app, require_gl: bool) -> None:
             app.processEvents()
             return f"step {int(window.packet.frame.step.max())}"
 
-        if not report.check(f"{STEPS} steps of the worker thread", step):
+        if not report.check(f"{STEPS} steps of the engine process", step):
             return
         colors = state["colors"]
         report.check(

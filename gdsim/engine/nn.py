@@ -67,6 +67,10 @@ class Dataset:
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt through __init__, so the arrays come back read-only and checked.
+        return (Dataset, (self.kind, self.x, self.y, self.seed))
+
     @property
     def m(self) -> int:
         """Number of data points."""

@@ -118,6 +118,15 @@ class Optimizer(NamedTuple):
     init: Callable[[Array], Any]
     update: Callable[..., tuple[Array, Any]]
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # init/update are closures and do not pickle; the name and validated hyperparameters
+        # rebuild the same optimizer (the engine may run in another process).
+        return (_recreate, (self.info.name, self.hyper))
+
+
+def _recreate(name: str, hyper: dict[str, Any]) -> Optimizer:
+    return create(name, **hyper)
+
 
 # --------------------------------------------------------------------------------------------
 # States (field names are torch's state-dict keys, so a reader can hold the two side by side)

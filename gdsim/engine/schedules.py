@@ -56,6 +56,14 @@ class Schedule(NamedTuple):
     hyper: dict[str, object]
     lr_at: Callable[[Any, Any], Any]
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # lr_at is a closure: rebuild it from the name and validated hyperparameters.
+        return (_recreate, (self.info.name, self.hyper))
+
+
+def _recreate(name: str, hyper: dict[str, Any]) -> Schedule:
+    return create(name, **hyper)
+
 
 def _gamma(default: float, doc: str) -> HyperParam:
     return HyperParam("gamma", default, 0.0, 1.0, True, False, False, "float", doc)

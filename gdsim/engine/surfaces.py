@@ -15,6 +15,7 @@ gives only a few digits, or in closed form where one exists), so a view or a tes
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,35 @@ class Surface:
         """The gradient of the mini-batch ``idx``'s loss at points (..., 2) -> (..., 2)."""
         return self._data().gradient(xy, idx)
 
+    # Pickling: the engine may run in another process, so a Surface crosses a pipe. Its
+    # callables are compiled code and do not pickle, but every Surface the app makes is built
+    # from a recipe (its data set, or its formula text, with the catalogue's closed form where
+    # it has one), so it pickles as its fields plus that recipe and is rebuilt on the other side.
+    def __reduce__(self) -> tuple[object, ...]:
+        fields = {
+            "name": self.name,
+            "title": self.title,
+            "story": self.story,
+            "formula": self.formula,
+            "box": self.box,
+            "minima": self.minima,
+            "minima_values": self.minima_values,
+            "starts": self.starts,
+            "log_scale": self.log_scale,
+            "params": dict(self.params),
+            "local_minima": self.local_minima,
+            "local_minima_values": self.local_minima_values,
+            "one_d": self.one_d,
+            "data": self.data,
+        }
+        return (_restore_surface, (fields, _recipe(self)))
+
+    def __copy__(self) -> Surface:
+        return self  # immutable: a copy is the same surface
+
+    def __deepcopy__(self, memo: dict) -> Surface:
+        return self  # immutable, and deep-copying a Simulation must not recompile its surface
+
     def _data(self) -> _nn.Dataset:
         if self.data is None:
             raise ValueError(f"surface {self.name!r} has no data set, so it has no mini-batches")
@@ -162,6 +192,67 @@ class Surface:
         y = np.linspace(y0, y1, int(ny))
         xx, yy = np.meshgrid(x, y, indexing="ij")
         return x, y, self.value(np.stack([xx, yy], axis=-1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Pickling by recipe
+
+
+def _recipe(surface: Surface) -> tuple[str, ...]:
+    """How `surface`'s functions were built, checked against the functions it really has.
+
+    TypeError for a surface built around other callables: pickling it could only rebuild
+    something else, silently.
+    """
+    data = surface.data
+    if data is not None and surface.functions == _data_functions(data):
+        return ("data",)
+    closed = _closed_form_name(surface.name, surface.formula)
+    if closed and surface.functions == _functions(surface.formula, closed):
+        return ("formula", surface.formula, closed)
+    try:
+        plain = _functions(surface.formula, "")
+    except FormulaError:
+        plain = None
+    if surface.functions == plain:
+        return ("formula", surface.formula, "")
+    raise TypeError(
+        f"surface {surface.name!r} cannot be pickled: its functions are not built from its "
+        "formula or data set"
+    )
+
+
+def _restore_surface(fields: dict, recipe: tuple[str, ...]) -> Surface:
+    if recipe[0] == "data":
+        functions = _data_functions(fields["data"])
+    else:
+        functions = _functions(recipe[1], recipe[2])
+    return Surface(**fields, functions=functions)
+
+
+def _data_functions(data: _nn.Dataset) -> SurfaceFunctions:
+    return SurfaceFunctions(data.value, data.gradient, data.hessian)
+
+
+def _closed_form_name(name: str, formula: str) -> str:
+    e = _CATALOGUE.get(name)
+    return name if e is not None and e.closed_form is not None and e.formula == formula else ""
+
+
+@functools.cache
+def _functions(formula: str, closed: str) -> SurfaceFunctions:
+    """The one set of callables for a formula (and closed form), so a recipe can be checked.
+
+    Unbounded on purpose: a cache that forgot a formula would make its live surfaces
+    unpicklable (their callables would no longer be the recipe's); each entry is one compiled
+    formula, and a session types few.
+    """
+    if closed:
+        closed_form = _CATALOGUE[closed].closed_form
+        assert closed_form is not None
+        return closed_form(formula)
+    c = compile_formula(formula)
+    return SurfaceFunctions(c.value, c.gradient, c.hessian)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -718,9 +809,7 @@ def get(name: str, **params: float) -> Surface:
     if name in _NN_PARAMS:
         return _neural(name, **values)
     e = _CATALOGUE[name]
-    functions = (
-        e.closed_form(e.formula) if e.closed_form is not None else _formula_functions(e.formula)
-    )
+    functions = _functions(e.formula, name if e.closed_form is not None else "")
     return Surface(
         name=name,
         title=e.title,
@@ -739,8 +828,7 @@ def get(name: str, **params: float) -> Surface:
 
 
 def _formula_functions(formula: str) -> SurfaceFunctions:
-    c = compile_formula(formula)
-    return SurfaceFunctions(c.value, c.gradient, c.hessian)
+    return _functions(formula, "")
 
 
 def _ravine(kappa: float, angle: float) -> Surface:
@@ -841,7 +929,7 @@ def _neural(name: str, seed: float, offset: float = 2.0, spread: float = 1.0) ->
         starts=starts,
         log_scale=wants_log_scale(data.value(np.stack([xx, yy], axis=-1))),
         params=params,
-        functions=SurfaceFunctions(data.value, data.gradient, data.hessian),
+        functions=_data_functions(data),
         data=data,
     )
 
@@ -927,5 +1015,5 @@ def from_formula(text: str, box: Box = ((-3.0, 3.0), (-3.0, 3.0)), **meta: objec
         params={},
         local_minima=local_minima,
         local_minima_values=local_values,
-        functions=SurfaceFunctions(compiled.value, compiled.gradient, compiled.hessian),
+        functions=_functions(text, ""),
     )

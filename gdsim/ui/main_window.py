@@ -61,6 +61,7 @@ from gdsim.export.atomic import atomic_write
 from gdsim.export.data import format_for, write_trajectories
 from gdsim.resources import resource
 from gdsim.scenario import Scenario, ScenarioError
+from gdsim.ui import engine_process
 from gdsim.ui.document import Document
 from gdsim.ui.explaining import Explainer
 from gdsim.ui.exporting import RECORD_FPS, Cancelled, FigureDialog, Recorder, with_progress
@@ -352,6 +353,7 @@ class MainWindow(QMainWindow):
     exportFinished = Signal(str, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
+        engine_process.prestart()  # the engine child starts up while the window is built
         super().__init__(parent)
         self.setWindowTitle("gdsim")
         self.setAcceptDrops(True)
@@ -418,6 +420,7 @@ class MainWindow(QMainWindow):
         self.worker.packetReady.connect(self._on_packet)
         self.worker.snapshotReady.connect(self._on_snapshot)
         self.worker.failed.connect(lambda m: self.statusBar().showMessage(f"Engine: {m}", 8000))
+        self.worker.restarted.connect(self._send_all)
         self.worker.start()
 
         # Wiring: panels -> document

@@ -99,19 +99,32 @@ def launch_probe() -> None:
 
 
 def measure_launch(repeats: int = 3) -> list[float]:
+    """Seconds from starting the process to the probe saying its first frame is drawn.
+
+    Timed at the FIRST_FRAME line, not at the probe's exit: the engine's child process shares
+    the probe's stdout and takes a moment to wind down after the window is gone, which is no
+    part of what a person waits for.
+    """
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, __file__, "--launch-probe"],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=60,
             env={**os.environ, "GDSIM_SETTINGS_ORG": "gdsim-bench"},
         )
-        if "FIRST_FRAME" not in out.stdout:
-            raise RuntimeError(f"launch probe failed: {out.stderr[-2000:]}")
-        times.append(time.perf_counter() - t0)
+        assert proc.stdout is not None
+        first = None
+        for line in proc.stdout:
+            if "FIRST_FRAME" in line:
+                first = time.perf_counter() - t0
+                break
+        _, err = proc.communicate(timeout=60)
+        if first is None:
+            raise RuntimeError(f"launch probe failed: {err[-2000:]}")
+        times.append(first)
     return times
 
 
@@ -149,6 +162,20 @@ def _thread_cpu() -> dict[str, float]:
         name = "GUI" if int(tid) == main_tid else stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    # The engine runs in a child process (gdsim.ui.worker): count it too.
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            children = Path(f"/proc/self/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            out["engine (child process)"] = out.get("engine (child process)", 0.0) + cpu
     return out
 
 
