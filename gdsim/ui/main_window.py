@@ -667,6 +667,7 @@ class MainWindow(QMainWindow):
         """The Data dock (an NN surface's data and every ball's fit), the runs' mini-batch
         controls, and the mini-batch contour overlay in the View menu."""
         self.data_panel = DataPanel()
+        self._data_repaint = PlayingRepaint(self.data_panel.plot)
         self._add_dock("Data", self.data_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # tabbed with Readouts in showEvent: see _tab_bottom_docks
         self.act_batch_contours = self._action(
@@ -1165,11 +1166,14 @@ class MainWindow(QMainWindow):
             step_boxes=self.explainer.step_boxes(packet),
         )
         self.explainer.on_drawn(packet)
-        self._draw_data(f)
         # The loss curves and the numbers change little between frames but cost as much as
         # the 3-D view to draw: 10 Hz while playing, every frame otherwise.
         now = time.perf_counter()
         slow_due = not packet.playing or now - self._slow_t >= 0.1
+        self._data_repaint.set_active(packet.playing)
+        if slow_due:
+            self._draw_data(f)
+            self._data_repaint.changed()
         self._loss_repaint.set_active(packet.playing)
         if slow_due:
             self._slow_t = now
@@ -1235,6 +1239,7 @@ class MainWindow(QMainWindow):
         the Theory dock. For a function of x only the slice is the function itself, so it
         then replaces the 3-D view and contour map as the central view (see _set_one_d)."""
         self.slice_view = SliceView()
+        self._slice_repaint = PlayingRepaint(self.slice_view.plot)
         self.theory_panel = TheoryPanel()
         self._add_dock("Slice", self.slice_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_dock("Theory", self.theory_panel, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -1326,7 +1331,12 @@ class MainWindow(QMainWindow):
             self.theory_panel.clear()
             self.loss_plot.set_prediction(None)
             return
-        if self.slice_view.isVisible():
+        # Beside the other views the slice follows at 10 Hz while playing, repainted in the
+        # same pass as the loss plot (a pass of its own composites the whole window again);
+        # for f(x) it is the main view and follows every frame.
+        one_d = bool(getattr(d.surface, "one_d", False))
+        self._slice_repaint.set_active(packet.playing and not one_d)
+        if self.slice_view.isVisible() and (slow_due or one_d):
             color = d.runs[i].color or "#888888"
             self.slice_view.update_ball(
                 f.positions[i],
@@ -1335,12 +1345,13 @@ class MainWindow(QMainWindow):
                 color=color,
                 batch_value=self._batch_loss(f, i),
             )
-            if getattr(d.surface, "one_d", False):
+            if one_d:
                 shown = [k for k, r in enumerate(d.runs) if r.visible]
                 self.slice_view.update_balls(
                     [self.trails.get(d.ids[k]).positions[-ONE_D_ITERATES:] for k in shown],
                     [d.runs[k].color or "#888888" for k in shown],
                 )
+            self._slice_repaint.changed()
         if slow_due:  # the Hessian at the ball: 10 Hz at most while playing
             self._update_theory(i, f.positions[i])
 

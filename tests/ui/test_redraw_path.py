@@ -156,3 +156,36 @@ def test_loss_plot_on_screen_follows_the_runs_while_playing(make_window, qtbot, 
     )
     QApplication.sendEvent(window.loss_plot.viewport(), event)
     qtbot.waitUntil(lambda: not np.array_equal(_on_screen(window, window.loss_plot), before))
+
+
+def test_slice_view_on_screen_follows_the_ball_while_playing(make_window, qtbot, tmp_path):
+    """Beside the other views the slice is redrawn at 10 Hz while playing (and its viewport
+    ignores its own scene updates then): what reaches the screen must still follow the ball."""
+    path = write_scenario(
+        tmp_path,
+        {"name": "bowl"},
+        [sgd("slow", 0.0005, (1.5, 1.0), color="#ff0000")],
+        steps=1_000_000,
+    )
+    window = make_window(path)
+    plot = window.slice_view.plot
+    assert window.slice_view.isVisible()
+    if not window.playback.max_speed.isChecked():
+        qtbot.mouseClick(window.playback.max_speed, Qt.MouseButton.LeftButton)
+    press(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.packet.playing and window.packet.frame.step[0] > 300)
+    first = _on_screen(window, plot)
+    f0 = window.slice_view.state.f0
+
+    def moved_on() -> bool:
+        if not window.packet.playing:
+            return False
+        return window.slice_view.state.f0 < f0 and not np.array_equal(
+            _on_screen(window, plot), first
+        )
+
+    qtbot.waitUntil(moved_on, timeout=10000)
+    # the red ball is on screen where the slice says it is
+    now = _on_screen(window, plot)
+    assert ((now[..., 0] > 150) & (now[..., 1] < 90) & (now[..., 2] < 90)).sum() > 20
+    window.set_playing(False)
