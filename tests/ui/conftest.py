@@ -84,3 +84,12 @@ def color_mask(image: QImage, color: str, tol: int = 40) -> np.ndarray:
     c = QColor(color)
     target = np.array([c.red(), c.green(), c.blue()])
     return np.all(np.abs(arr - target) <= tol, axis=2)
+
+
+def show_widget(qtbot, widget, width: int, height: int):
+    """A widget on screen at the given size, as a person would see it, ready to be drawn."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

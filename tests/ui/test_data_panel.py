@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gdsim.ui.panels.runs import FULL_BATCH, NO_DATA_TIP
-from tests.ui.conftest import color_array, color_mask, wait_drawn
+from tests.ui.conftest import color_array, color_mask, show_widget, wait_drawn
 
 MAGENTA = "#ff00ff"
 
@@ -270,11 +270,7 @@ def test_the_panel_alone_hides_what_cannot_be_drawn(qtbot):
     from gdsim.engine import surfaces
     from gdsim.ui.panels.data import DataPanel, batch_run
 
-    panel = DataPanel()
-    qtbot.addWidget(panel)
-    panel.resize(500, 300)
-    panel.show()
-    qtbot.waitExposed(panel)
+    panel = show_widget(qtbot, DataPanel(), 500, 300)
     s = surfaces.get("nn-linear")
     positions = np.array([[1.0, 0.0], [np.nan, np.nan], [2.0, -1.0]])
     batches = (None, np.array([1, 2]), np.array([3, 4, 5]))

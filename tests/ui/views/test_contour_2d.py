@@ -11,6 +11,7 @@ from view_pixels import any_within, near_color, rgb_array, save_shot
 
 from gdsim.ui.views import colormaps
 from gdsim.ui.views.contour_2d import Contour2DView
+from tests.ui.conftest import show_widget
 
 RED, BLUE = "#ff0000", "#0000ff"
 
@@ -24,11 +25,7 @@ def bowl(n: int = 150):
 
 @pytest.fixture
 def view(qtbot):
-    v = Contour2DView()
-    qtbot.addWidget(v)
-    v.resize(600, 600)
-    v.show()
-    qtbot.waitExposed(v)
+    v = show_widget(qtbot, Contour2DView(), 600, 600)
     x, y, z = bowl()
     v.set_surface(x, y, z)
     QApplication.processEvents()

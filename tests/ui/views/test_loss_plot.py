@@ -8,17 +8,14 @@ from PySide6.QtWidgets import QApplication
 from view_pixels import dominant, rgb_array, save_shot
 
 from gdsim.ui.views.loss_plot import LossPlot
+from tests.ui.conftest import show_widget
 
 RED, BLUE = "#ff0000", "#0000ff"
 
 
 @pytest.fixture
 def plot(qtbot):
-    p = LossPlot()
-    qtbot.addWidget(p)
-    p.resize(640, 400)
-    p.show()
-    qtbot.waitExposed(p)
+    p = show_widget(qtbot, LossPlot(), 640, 400)
     p.set_runs(["SGD", "Adam"], [RED, BLUE])
     return p
 

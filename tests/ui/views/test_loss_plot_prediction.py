@@ -8,15 +8,12 @@ from PySide6.QtWidgets import QApplication
 from view_pixels import near_color, rgb_array, save_shot
 
 from gdsim.ui.views.loss_plot import PREDICTION_COLOR, LossPlot
+from tests.ui.conftest import show_widget
 
 
 @pytest.fixture
 def plot(qtbot):
-    p = LossPlot()
-    qtbot.addWidget(p)
-    p.resize(640, 400)
-    p.show()
-    qtbot.waitExposed(p)
+    p = show_widget(qtbot, LossPlot(), 640, 400)
     p.set_runs(["GD"], ["#ff0000"])
     return p
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from view_pixels import near_color, rgb_array, save_shot
 
 from gdsim.ui.views.slice_1d import BATCH_COLOR, CURVE_COLOR, TANGENT_COLOR, SliceView, t_range
+from tests.ui.conftest import show_widget
 
 BALL = "#ff2020"
 BOX = ((-2.0, 2.0), (-2.0, 2.0))
@@ -27,11 +28,7 @@ def grad(p) -> np.ndarray:
 
 @pytest.fixture
 def view(qtbot):
-    v = SliceView()
-    qtbot.addWidget(v)
-    v.resize(700, 520)
-    v.show()
-    qtbot.waitExposed(v)
+    v = show_widget(qtbot, SliceView(), 700, 520)
     v.set_function(f, BOX)
     return v
 

@@ -7,6 +7,7 @@ import pytest
 from view_pixels import any_within, centroid, near_color, rgb_array, save_shot
 
 from gdsim.ui.views import colormaps
+from tests.ui.conftest import show_widget
 
 pytestmark = pytest.mark.gl
 
@@ -29,11 +30,7 @@ def bowl_f(p: np.ndarray) -> np.ndarray:
 def view(qtbot):
     from gdsim.ui.views.surface_3d import Surface3DView
 
-    v = Surface3DView()
-    qtbot.addWidget(v)
-    v.resize(640, 480)
-    v.show()
-    qtbot.waitExposed(v)
+    v = show_widget(qtbot, Surface3DView(), 640, 480)
     v.reset_camera()
     return v
 
