@@ -324,3 +324,21 @@ def test_the_slice_and_the_explainer_show_the_mini_batch(make_window, qtbot, tmp
     window._drawn_packet = None
     wait_drawn(qtbot, window)
     assert not view.batch_curve.isVisible()
+
+
+def test_an_nn_surface_formula_line_is_a_description_not_an_edit(make_window, qtbot, tmp_path):
+    window = make_window(write(tmp_path, {"name": "nn-logistic"}, [run((0.5, 0.5))]))
+    panel = window.surface_panel
+    assert panel.formula.isReadOnly() and "data set" in panel.formula.toolTip()
+    panel.formula.setFocus()
+    qtbot.keyClicks(panel.formula, "x^2")
+    qtbot.keyClick(panel.formula, Qt.Key.Key_Return)
+    assert window.doc.surface.name == "nn-logistic" and panel.formula_error_text() == ""
+    # "Custom formula" opens the line for typing
+    combo = panel.combo
+    combo.setCurrentIndex(combo.findData("custom"))
+    assert not panel.formula.isReadOnly() and panel.formula.text() == ""
+    qtbot.keyClicks(panel.formula, "x^2 + y^2")
+    qtbot.keyClick(panel.formula, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.doc.surface.data is None, timeout=5000)
+    assert window.doc.surface.formula == "x^2 + y^2"

@@ -57,11 +57,16 @@ class SurfacePanel(QWidget):
         self.formula = QLineEdit()
         self.formula.setObjectName("formula_edit")
         self.formula.setPlaceholderText("f(x, y), e.g. x^2 + 10*y^2")
-        self.formula.setToolTip(
+        self._formula_tip = (
             "Type f(x, y): + - * / ^, parentheses, numbers, x, y, pi, e and functions such as"
             " sin cos exp log sqrt abs tanh atan2 min max. Enter applies it.\n"
             "Nothing you type is run as code: it is parsed into a symbolic formula."
         )
+        self._data_tip = (
+            "This surface is a model's exact training loss over its data set (see the Data"
+            ' dock): it is described here, not typed. Choose "Custom formula" to type one.'
+        )
+        self.formula.setToolTip(self._formula_tip)
         form.addRow("f(x, y) =", self.formula)
         self.formula_error = QLabel()
         self.formula_error.setObjectName("formula_error")
@@ -138,6 +143,11 @@ class SurfacePanel(QWidget):
         if self.formula.text() != surface.formula:
             self.formula.setText(surface.formula)
             self.formula.setCursorPosition(0)
+        # An NN surface is the loss over its data set, not a formula of our grammar: its line
+        # describes it and cannot be edited (Enter would only give a parse error).
+        from_data = getattr(surface, "data", None) is not None
+        self.formula.setReadOnly(from_data)
+        self.formula.setToolTip(self._data_tip if from_data else self._formula_tip)
         self._set_formula_error(None)
         self.story.setText(surface.story)
         self.story.setVisible(bool(surface.story))
@@ -184,6 +194,10 @@ class SurfacePanel(QWidget):
     def _combo_changed(self) -> None:
         name = self.combo.currentData()
         if name == CUSTOM:
+            if self.formula.isReadOnly():  # from an NN surface: its description is no formula
+                self.formula.setReadOnly(False)
+                self.formula.setToolTip(self._formula_tip)
+                self.formula.clear()
             self.formula.setFocus()
             self.formula.selectAll()
             return
@@ -204,6 +218,8 @@ class SurfacePanel(QWidget):
         return True
 
     def _apply_formula(self) -> None:
+        if self.formula.isReadOnly():
+            return  # an NN surface's description: nothing to apply
         self._check_timer.stop()
         if self._check_formula():
             self.formulaApplied.emit(self.formula.text())
