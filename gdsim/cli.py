@@ -124,6 +124,11 @@ def _run_parser() -> _Parser:
         "--schedule-param", metavar="K=V", action="append", default=[], help="schedule parameter"
     )
     quick.add_argument("--noise", metavar="STD", help="Gaussian gradient noise (std)")
+    quick.add_argument(
+        "--batch-size",
+        metavar="K",
+        help="mini-batch size on a surface with data (nn-...); default: the full batch",
+    )
     quick.add_argument("--label", help="name of the ball in the output")
     stop = p.add_argument_group("stop rules (a run meeting one is marked converged)")
     stop.add_argument("--grad-tol", metavar="TOL", help="stop when |gradient| <= TOL")
@@ -309,7 +314,7 @@ _FLAG_FOR = (
     (r"runs\[\d+\]\.schedule\.name", "--schedule"),
     (r"runs\[\d+\]\.schedule\.(\w+)", "--schedule-param {0}"),
     (r"runs\[\d+\]\.schedule", "--schedule"),
-    (r"runs\[\d+\]\.(start|noise|optimizer|label)", "--{0}"),
+    (r"runs\[\d+\]\.(start|noise|optimizer|label|batch_size)", "--{0}"),
     (r"surface\.params\.(\w+)", "--surface-param {0}"),
     (r"surface\.(name)", "--surface"),
     (r"surface\.(formula|box)", "--{0}"),
@@ -362,6 +367,8 @@ def _quick_scenario(args: argparse.Namespace) -> Scenario:
         raise UsageError("gdsim run: --schedule-param needs --schedule")
     if args.noise is not None:
         run["noise"] = parse_value(args.noise)
+    if args.batch_size is not None:
+        run["batch_size"] = parse_value(args.batch_size)
     starts = [_numbers(s, 2, "--start") for s in args.start]
     doc: dict[str, Any] = {"gdsim": 1, "surface": surface, "steps": 500, "runs": []}
     try:
@@ -455,7 +462,16 @@ def _cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(_glue_values(argv))
     quick = [
         f
-        for f in ("surface", "formula", "box", "optimizer", "schedule", "noise", "label")
+        for f in (
+            "surface",
+            "formula",
+            "box",
+            "optimizer",
+            "schedule",
+            "noise",
+            "batch_size",
+            "label",
+        )
         if getattr(args, f) is not None
     ]
     quick += [f for f in ("param", "start", "surface_param", "schedule_param") if getattr(args, f)]

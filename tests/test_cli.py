@@ -64,6 +64,29 @@ def test_quick_form_gives_the_numbers_of_the_engine(tmp_path, capsys):
     assert "booth" in stdout and "running" in stdout
 
 
+def test_quick_form_batch_size_descends_the_engines_mini_batches(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    code, _, err = run_main(
+        capsys,
+        *("run", "--surface", "nn-logistic", "--optimizer", "sgd", "--param", "lr=2"),
+        *("--batch-size", "8", "--start", "0,0", "--steps", "50", "--out", str(out)),
+    )
+    assert code == 0, err
+    spec = RunSpec("SGD", "sgd", {"lr": 2.0}, (0.0, 0.0), batch_size=8)
+    sim = Simulation(surfaces.get("nn-logistic"), [spec])
+    sim.step(50)
+    doc = read_json(out)["runs"][0]
+    assert doc["batch_size"] == 8
+    back = doc["trajectory"]
+    assert back["x"].tobytes() == sim.history(0).positions[:, 0].tobytes()
+    full = Simulation(surfaces.get("nn-logistic"), [RunSpec("SGD", "sgd", {"lr": 2.0}, (0, 0))])
+    full.step(50)
+    assert back["x"].tobytes() != full.history(0).positions[:, 0].tobytes()
+    code, _, err = run_main(capsys, "run", "--surface", "nn-logistic", "--optimizer", "sgd",
+                            "--batch-size", "2.5")  # fmt: skip
+    assert_one_line_error(code, err, "--batch-size", "integer")
+
+
 def test_quick_form_pairs_bools_schedules_and_several_starts(tmp_path, capsys):
     out = tmp_path / "t.json"
     code, _, err = run_main(

@@ -308,13 +308,19 @@ def run_label(spec: RunSpec) -> str:
         info = optimizers.info(spec.optimizer)
     except (KeyError, ValueError):
         return spec.label
+    said = spec.label.lower().replace(" ", "")
+
+    def new(text: str) -> bool:  # not already in the label ("lr = 0.07", "Mini-batch 8")
+        return text.lower().replace(" ", "") not in said
+
     parts = []
-    if info.display_name.lower() not in spec.label.lower():
+    if new(info.display_name):
         parts.append(info.display_name)
     for p in info.params:
         value = spec.params.get(p.name, p.default)
         if p.name == "lr":
-            parts.append(f"lr={_num(value)}")
+            if new(f"lr={_num(value)}"):
+                parts.append(f"lr={_num(value)}")
         elif p.kind == "bool":
             if value and p.name in _FLAGS:
                 parts.append(_FLAGS[p.name])
@@ -325,7 +331,7 @@ def run_label(spec: RunSpec) -> str:
         parts.append(f"{spec.schedule.get('name')} schedule")
     if spec.noise:
         parts.append(f"σ={_num(spec.noise)}")
-    if spec.batch_size is not None:
+    if spec.batch_size is not None and new(f"batch {spec.batch_size}"):
         parts.append(f"batch {spec.batch_size}")
     return f"{spec.label} ({', '.join(parts)})" if parts else spec.label
 

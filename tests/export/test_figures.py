@@ -160,6 +160,13 @@ def test_legend_names_optimizer_and_key_hyperparameters():
     assert figures.run_label(hb) == "Heavy ball (SGD, lr=0.01, momentum=0.9, Nesterov)"
     sched = RunSpec("SGD", "sgd", {}, (0, 0), schedule={"name": "cosine", "T_max": 9}, noise=0.1)
     assert figures.run_label(sched) == "SGD (lr=0.001, cosine schedule, σ=0.1)"
+    # what the label already says is not said twice
+    lr = RunSpec("lr = 0.07 (above 2/f'')", "sgd", {"lr": 0.07}, (0, 0))
+    assert figures.run_label(lr) == "lr = 0.07 (above 2/f'') (SGD)"
+    mb = RunSpec("Mini-batch 8", "sgd", {"lr": 2.0}, (0, 0), batch_size=8)
+    assert figures.run_label(mb) == "Mini-batch 8 (SGD, lr=2)"
+    other = RunSpec("Small batches", "sgd", {"lr": 2.0}, (0, 0), batch_size=8)
+    assert figures.run_label(other) == "Small batches (SGD, lr=2, batch 8)"
 
 
 def test_run_colours_keep_their_own_and_share_the_window_palette():
