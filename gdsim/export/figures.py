@@ -1108,13 +1108,35 @@ def render_figure(
 ) -> Figure:
     """A matplotlib Figure of a finished simulation (no canvas attached: save it with
     :func:`write_figure`, or draw it under your own ``rc_context`` of the same theme)."""
+    size = _checked(view, theme, size)
+    with _LOCK, _rc(theme):
+        return _plot(sim, scenario, view, size, dpi, theme, title).fig
+
+
+def _checked(
+    view: str, theme: str, size: tuple[int, int] | None, animated: bool = False
+) -> tuple[int, int]:
+    """The size to draw at, once view and theme are known good (before anything is drawn)."""
     _check_view(view)
     _check_theme(theme)
-    size = default_size(view) if size is None else size
+    size = default_size(view, animated=animated) if size is None else size
     check_size(*size)
-    with _LOCK, _rc(theme):
-        scene = _scene(sim, scenario, title, _grid_points(view, size))
-        return _Plot(scene, view, size, dpi, theme).fig
+    return size
+
+
+def _plot(
+    sim: Simulation,
+    scenario: Scenario | None,
+    view: str,
+    size: tuple[int, int],
+    dpi: float | None,
+    theme: str,
+    title: str | None,
+    animated: bool = False,
+) -> _Plot:
+    """The scene of a finished simulation, laid out; call under ``_LOCK`` and ``_rc(theme)``."""
+    scene = _scene(sim, scenario, title, _grid_points(view, size))
+    return _Plot(scene, view, size, dpi, theme, animated=animated)
 
 
 def write_figure(
@@ -1134,14 +1156,10 @@ def write_figure(
     fmt = format_for(path) if fmt is None else fmt
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"{fmt} is an animation format; use write_animation")
-    _check_view(view)
-    _check_theme(theme)
-    size = default_size(view) if size is None else size
-    check_size(*size)
+    size = _checked(view, theme, size)
     with _LOCK, _rc(theme):
-        scene = _scene(sim, scenario, title, _grid_points(view, size))
-        plot = _Plot(scene, view, size, dpi, theme)
-        meta = _metadata(fmt, scene.title)
+        plot = _plot(sim, scenario, view, size, dpi, theme, title)
+        meta = _metadata(fmt, plot.scene.title)
         with atomic_open(path, "wb") as f:
             plot.fig.savefig(f, format=fmt, dpi=plot.dpi, metadata=meta)
     return size
@@ -1201,9 +1219,7 @@ def write_animation(
     fmt = format_for(path) if fmt is None else fmt
     if fmt not in ANIMATION_FORMATS:
         raise ValueError(f"{fmt} is not an animation format; use .gif or .mp4")
-    _check_view(view)
-    _check_theme(theme)
-    size = default_size(view, animated=True) if size is None else size
+    size = _checked(view, theme, size, animated=True)
     if not (isinstance(fps, int) and 1 <= fps <= 60):
         raise ValueError(f"fps must be an integer from 1 to 60, got {fps!r}")
     if not (math.isfinite(duration) and duration > 0):
@@ -1211,8 +1227,8 @@ def write_animation(
     count = round(fps * duration)
     check_animation(fmt, size, count)
     with _LOCK, _rc(theme):
-        scene = _scene(sim, scenario, title, _grid_points(view, size))
-        plot = _Plot(scene, view, size, dpi, theme, animated=True)
+        plot = _plot(sim, scenario, view, size, dpi, theme, title, animated=True)
+        scene = plot.scene
 
         def frames() -> Iterator[np.ndarray]:
             for k, frame in enumerate(_frames(plot, count)):
