@@ -662,6 +662,16 @@ def _l2(g: Array, theta: Array, wd: Any, active: Any = True) -> Array:
     return _pick(cond, lambda: g + wd * theta, lambda: g)
 
 
+def _l2_planned(grad: Array, theta: Array, wd: Any, plan: Any) -> Array:
+    """``_l2`` with its condition worked out once per shape: ``plan`` False (no row decays),
+    True (every row does) or a row mask."""
+    if plan is False:
+        return grad
+    g = wd * theta
+    g += grad
+    return g if plan is True else np.where(plan, g, grad)
+
+
 def _decoupled(theta: Array, lr: Any, wd: Any, active: Any) -> Callable[[Array], Array]:
     """torch's ``param.mul_(1 − lr·wd)`` before the step, as a map step -> delta.
 
@@ -1030,12 +1040,7 @@ def _build_sgd(h: dict[str, Any]) -> tuple[Callable[[Array], SGDState], Update]:
         if fast:
             return _sgd_fast(grad, state, theta, lr, mu, wd, nesterov)
         mu_, tau_, wd_, l2, has_mu, nest = coefs.get(grad.shape)
-        g = grad
-        if l2 is not False:
-            g = wd_ * theta
-            g += grad
-            if l2 is not True:
-                g = np.where(l2, g, grad)
+        g = _l2_planned(grad, theta, wd_, l2)
         buf = state.momentum_buffer
         if has_mu is False:
             new_buf, d = buf, g
@@ -1134,12 +1139,7 @@ def _build_rmsprop(h: dict[str, Any]) -> tuple[Callable[[Array], RMSpropState], 
         _check_inputs(grad, state, theta, RMSpropState, "rmsprop")
         lr = lr0 if lr is None else _check_lr_override(lr)
         alpha_, c_, eps_, wd_, mu_, w_, w1_, small, l2, cen, has_mu = coefs.get(grad.shape)
-        g = grad
-        if l2 is not False:
-            g = wd_ * theta
-            g += grad
-            if l2 is not True:
-                g = np.where(l2, g, grad)
+        g = _l2_planned(grad, theta, wd_, l2)
         v = g * c_  # torch: avg.mul_(α).addcmul_(g, g, value=1 − α)
         v *= g
         v += state.square_avg * alpha_
