@@ -7,6 +7,7 @@ Simulation must go on stepping exactly as the original does.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 
 import numpy as np
@@ -86,16 +87,8 @@ def test_a_formula_named_like_a_catalogue_surface_keeps_its_own_functions() -> N
 
 def test_a_surface_with_foreign_functions_refuses_to_pickle() -> None:
     real = surfaces.get("bowl")
-    fake = Surface(
-        name="bowl",
-        title="t",
-        story="",
-        formula=real.formula,
-        box=real.box,
-        minima=real.minima,
-        minima_values=real.minima_values,
-        starts=real.starts,
-        log_scale=False,
+    fake = dataclasses.replace(
+        real,
         functions=SurfaceFunctions(lambda p: p[..., 0] * 0, real.gradient, real.hessian),
     )
     with pytest.raises(TypeError, match="cannot be pickled"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -112,7 +113,7 @@ def test_the_child_exits_when_the_window_side_goes_away():
 def test_a_surface_that_cannot_cross_the_pipe_is_refused_and_changes_nothing(qtbot):
     from gdsim.engine import surfaces
     from gdsim.engine.simulation import RunSpec, StopRules
-    from gdsim.engine.surfaces import Surface, SurfaceFunctions
+    from gdsim.engine.surfaces import SurfaceFunctions
     from gdsim.ui.worker import SimulationWorker
 
     w = SimulationWorker()
@@ -121,16 +122,8 @@ def test_a_surface_that_cannot_cross_the_pipe_is_refused_and_changes_nothing(qtb
         bowl = surfaces.get("bowl")
         with qtbot.waitSignal(w.packetReady, timeout=10000):
             w.load(bowl, [1], [RunSpec("a", "sgd", {"lr": 0.1}, (1.0, 1.0))], 100, StopRules(), 0)
-        fake = Surface(
-            name="bowl",
-            title="t",
-            story="",
-            formula=bowl.formula,
-            box=bowl.box,
-            minima=bowl.minima,
-            minima_values=bowl.minima_values,
-            starts=bowl.starts,
-            log_scale=False,
+        fake = dataclasses.replace(
+            bowl,
             functions=SurfaceFunctions(lambda p: p[..., 0], bowl.gradient, bowl.hessian),
         )
         with qtbot.waitSignal(w.failed, timeout=5000) as bad:
