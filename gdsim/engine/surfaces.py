@@ -104,7 +104,9 @@ class Surface:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        put(self, "one_d", formula_is_one_d(self.formula) if self.one_d is None else self.one_d)
+        if self.one_d is None:
+            # an NN surface's formula is a description, not our grammar: no parse needed
+            put(self, "one_d", self.data is None and formula_is_one_d(self.formula))
         put(self, "box", _check_box(self.box))
         for points, values in (
             ("minima", "minima_values"),
