@@ -1239,6 +1239,7 @@ class MainWindow(QMainWindow):
         the Theory dock. For a function of x only the slice is the function itself, so it
         then replaces the 3-D view and contour map as the central view (see _set_one_d)."""
         self.slice_view = SliceView()
+        self._batch_loss_cache: tuple | None = None  # (key, surface, batch loss function)
         self._slice_repaint = PlayingRepaint(self.slice_view.plot)
         self.theory_panel = TheoryPanel()
         self._add_dock("Slice", self.slice_view, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -1363,7 +1364,7 @@ class MainWindow(QMainWindow):
             return None
         idx = batches[i]
         key = (id(surface), idx.tobytes())
-        cached = getattr(self, "_batch_loss_cache", None)
+        cached = self._batch_loss_cache
         if cached is None or cached[0] != key:
             # one function object per batch, kept alive: the slice view's redraw check then
             # sees "same batch" exactly when it is, never a recycled id

@@ -649,6 +649,13 @@ class Contour2DView(pg.PlotWidget):
         )
         self._legend.move(58, 8)
         self._legend.hide()
+        # the selected adaptive ball's numbers, beside its box (set_internals_label)
+        self._internals_label = pg.TextItem(
+            "", color=BOX_COLOR, anchor=(0.0, 1.0), fill=pg.mkBrush(22, 24, 29, 190)
+        )
+        self._internals_label.setZValue(70)
+        self._internals_label.hide()
+        self.addItem(self._internals_label, ignoreBounds=True)
 
     # -- the downhill field
     def set_gradient_field(
@@ -789,14 +796,7 @@ class Contour2DView(pg.PlotWidget):
     def set_internals_label(self, position: np.ndarray | None, text: str = "") -> None:
         """Numbers beside one ball (the selected adaptive run): its per-axis accumulator and
         effective learning rate, the data behind its effective-step box. None hides it."""
-        label = getattr(self, "_internals_label", None)
-        if label is None:
-            label = pg.TextItem(
-                "", color=BOX_COLOR, anchor=(0.0, 1.0), fill=pg.mkBrush(22, 24, 29, 190)
-            )
-            label.setZValue(70)
-            self.addItem(label, ignoreBounds=True)
-            self._internals_label = label
+        label = self._internals_label
         if position is None or not np.all(np.isfinite(position)) or not text:
             label.hide()
             return
@@ -813,8 +813,8 @@ class Contour2DView(pg.PlotWidget):
 
     def internals_label(self) -> str | None:
         """The text beside the selected ball's box, or None when none is shown (tests)."""
-        label = getattr(self, "_internals_label", None)
-        return label.toPlainText() if label is not None and label.isVisible() else None
+        label = self._internals_label
+        return label.toPlainText() if label.isVisible() else None
 
     # -- the step-by-step explainer
     def show_explanation(self, stages: Sequence, index: int) -> None:
